@@ -1,0 +1,38 @@
+"""Finvera's tenant database platform: the app factory."""
+
+from __future__ import annotations
+
+from flask import jsonify
+from flask_openapi3 import Info, OpenAPI
+
+from api import commands, db, errors, health
+from api.config import Settings, load_settings
+from api.tenancy.databases import Databases
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> OpenAPI:
+    """Build the API from ``settings`` (read from the environment when not given).
+
+    Nothing touches a database here: ``Databases.initialize()`` (``finvera init``, ``finvera
+    serve``) creates and migrates them.
+    """
+    settings = settings or load_settings()
+    app = OpenAPI(
+        __name__,
+        info=Info(title="Finvera platform API", version="0.1.0"),
+        doc_ui=False,
+        # Declared even before any endpoint needs it: an empty securitySchemes is invalid.
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        validation_error_status=400,
+        validation_error_callback=errors.validation_error_response,
+    )
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False
+    db.init_app(app, Databases(settings))
+    errors.register_error_handlers(app)
+    commands.register(app)
+    app.register_api(health.bp)
+    app.add_url_rule("/api/openapi.json", "openapi_document", lambda: jsonify(app.api_doc))
+    return app

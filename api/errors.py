@@ -1,0 +1,78 @@
+"""Every error leaves in the envelope: HTTP errors, validation errors, our own, and crashes."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, make_response, request
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from api.responses import failure
+
+log = logging.getLogger(__name__)
+
+CODES = {413: "payload_too_large", 500: "internal_error"}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    fields: dict[str, str] | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    """The error shape every endpoint may answer with (documented once, for all)."""
+
+    success: bool = False
+    error: ErrorDetail
+
+
+# Every blueprint declares these, so the OpenAPI document shows our envelope for them.
+COMMON_RESPONSES = {400: ErrorEnvelope, 500: ErrorEnvelope}
+
+
+class ApiError(Exception):
+    """An error a client can act on: status, snake_case code, message, fields at fault."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields = status, code, message, fields
+
+
+def _field_name(location: tuple) -> str:
+    return ".".join(str(part) for part in location) or "body"
+
+
+def validation_error_response(error: ValidationError):
+    """flask-openapi3's validation callback: 400 with every field that is wrong, by name."""
+    if request.get_data() and request.get_json(silent=True) is None:
+        return make_response(failure(400, "malformed_json", "The request body is not valid JSON."))
+    fields = {}
+    for problem in error.errors(include_url=False):
+        fields.setdefault(_field_name(problem["loc"]), problem["msg"])
+    return make_response(failure(400, "validation_error", "Some fields are not valid.", fields))
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Answer every failure in the envelope, never with an HTML page."""
+
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError):
+        return failure(error.status, error.code, error.message, error.fields)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.response is not None:  # already a full response (validation errors)
+            return error.response
+        code = CODES.get(error.code) or (error.name or "error").lower().replace(" ", "_")
+        response = failure(error.code or 500, code, error.description or error.name)
+        if error.code == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+            response[0].headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return failure(500, "internal_error", "Something went wrong on our side.")

@@ -1,0 +1,304 @@
+"""The two database servers we run on, behind one small interface.
+
+MySQL/MariaDB (through PyMySQL) is the production backend; SQLite, one file per database under
+the data directory, is the embedded default. Every database or user name is checked against
+``IDENTIFIER`` and quoted before it reaches SQL.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import re
+import sqlite3
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import pymysql
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+
+IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+ER_DB_CREATE_EXISTS = 1007
+ER_DB_DROP_EXISTS = 1008
+
+
+class BackendError(Exception):
+    """An operation the backend cannot do, or a name it refuses."""
+
+
+class LockTimeout(BackendError):
+    """Another process held a named lock for longer than we were willing to wait."""
+
+
+def checked_identifier(name: str, what: str = "database name") -> str:
+    """Return ``name`` if it is safe to quote into SQL, else raise BackendError."""
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise BackendError(f"invalid {what} {name!r}: letters, digits and underscores, 1-64")
+    return name
+
+
+class Backend(ABC):
+    """What the platform needs from a database server."""
+
+    name: str
+
+    @abstractmethod
+    def url(self, database: str, user: str | None = None, password: str | None = None) -> URL:
+        """The SQLAlchemy URL of ``database`` (as ``user`` when given)."""
+
+    @abstractmethod
+    def yoyo_url(self, database: str) -> str:
+        """The connection URI yoyo-migrations takes for ``database``."""
+
+    @abstractmethod
+    def create_engine(self, database: str, **options) -> Engine:
+        """An engine on ``database`` with this backend's connection settings."""
+
+    @abstractmethod
+    def create_database(self, name: str) -> bool:
+        """Create ``name`` unless it exists; True when this call created it."""
+
+    @abstractmethod
+    def drop_database(self, name: str) -> bool:
+        """Drop ``name`` if it exists; True when this call dropped it."""
+
+    @abstractmethod
+    def list_databases(self, prefix: str) -> list[str]:
+        """Names of the databases that start with ``prefix``, sorted."""
+
+    @abstractmethod
+    def database_size(self, name: str) -> int:
+        """Bytes the database takes on disk (data and indexes)."""
+
+    @abstractmethod
+    def create_user(self, user: str, password: str, database: str) -> None:
+        """Create a DB user with all privileges on ``database`` and nothing else."""
+
+    @abstractmethod
+    def drop_user(self, user: str) -> bool:
+        """Drop a DB user if it exists; True when this call dropped it."""
+
+    @abstractmethod
+    def lock(self, name: str, timeout: float = 60.0) -> Iterator[None]:
+        """Hold a server-wide named lock, so that processes take turns (context manager)."""
+
+    def database_exists(self, name: str) -> bool:
+        return name in self.list_databases(checked_identifier(name))
+
+    @abstractmethod
+    def dispose(self) -> None:
+        """Close whatever connections the backend keeps for itself."""
+
+
+class MySQLBackend(Backend):
+    """MySQL or MariaDB through PyMySQL; an admin engine on the server does the DDL."""
+
+    name = "mysql"
+    user_host = "%"
+
+    def __init__(self, host: str, port: int, user: str, password: str,
+                 connect_timeout: int = 5) -> None:
+        self.host, self.port, self.user, self.password = host, port, user, password
+        self.connect_timeout = connect_timeout
+        self._admin = sa.create_engine(
+            self.url(None), pool_size=2, max_overflow=4, pool_pre_ping=True,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"connect_timeout": connect_timeout})
+
+    def url(self, database, user=None, password=None):
+        return URL.create(
+            "mysql+pymysql", username=user or self.user,
+            password=self.password if user is None else password,
+            host=self.host, port=self.port,
+            database=checked_identifier(database) if database else None,
+            query={"charset": "utf8mb4"})
+
+    def yoyo_url(self, database):
+        credentials = quote(self.user, safe="")
+        if self.password:
+            credentials += ":" + quote(self.password, safe="")
+        return (f"mysql://{credentials}@{self.host}:{self.port}/"
+                f"{checked_identifier(database)}?charset=utf8mb4")
+
+    def create_engine(self, database, **options):
+        options.setdefault("pool_pre_ping", True)
+        options.setdefault("pool_recycle", 3600)
+        connect_args = {"connect_timeout": self.connect_timeout,
+                        **options.pop("connect_args", {})}
+        user, password = options.pop("user", None), options.pop("password", None)
+        return sa.create_engine(self.url(database, user, password),
+                                connect_args=connect_args, **options)
+
+    def _execute(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._admin.connect() as conn:
+            result = conn.exec_driver_sql(sql, params) if params else conn.exec_driver_sql(sql)
+            return list(result) if result.returns_rows else []
+
+    def create_database(self, name):
+        try:
+            self._execute(f"CREATE DATABASE `{checked_identifier(name)}` "
+                          "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        except sa.exc.DatabaseError as exc:
+            if _mysql_errno(exc) == ER_DB_CREATE_EXISTS:
+                return False
+            raise
+        return True
+
+    def drop_database(self, name):
+        try:
+            self._execute(f"DROP DATABASE `{checked_identifier(name)}`")
+        except sa.exc.DatabaseError as exc:
+            if _mysql_errno(exc) == ER_DB_DROP_EXISTS:
+                return False
+            raise
+        return True
+
+    def list_databases(self, prefix):
+        like = checked_identifier(prefix, "prefix").replace("_", r"\_") + "%"
+        rows = self._execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA "
+                             "WHERE SCHEMA_NAME LIKE %s ORDER BY SCHEMA_NAME", (like,))
+        return [name for (name,) in rows]
+
+    def database_size(self, name):
+        rows = self._execute("SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) "
+                             "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+                             (checked_identifier(name),))
+        return int(rows[0][0])
+
+    def create_user(self, user, password, database):
+        self._execute("CREATE USER %s@%s IDENTIFIED BY %s",
+                      (checked_identifier(user, "user name"), self.user_host, password))
+        self._execute(f"GRANT ALL PRIVILEGES ON `{checked_identifier(database)}`.* TO %s@%s",
+                      (user, self.user_host))
+
+    def drop_user(self, user):
+        rows = self._execute("SELECT COUNT(*) FROM mysql.user WHERE User = %s AND Host = %s",
+                             (checked_identifier(user, "user name"), self.user_host))
+        self._execute("DROP USER IF EXISTS %s@%s", (user, self.user_host))
+        return bool(rows[0][0])
+
+    @contextmanager
+    def lock(self, name, timeout=60.0):
+        with self._admin.connect() as conn:
+            got = conn.exec_driver_sql("SELECT GET_LOCK(%s, %s)",
+                                       (checked_identifier(name, "lock name"), timeout)).scalar()
+            if got != 1:
+                raise LockTimeout(f"lock {name!r} still held by another process after {timeout}s")
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql("SELECT RELEASE_LOCK(%s)", (name,))
+
+    def dispose(self):
+        self._admin.dispose()
+
+
+def _mysql_errno(exc: sa.exc.DatabaseError) -> int | None:
+    original = exc.orig
+    if isinstance(original, pymysql.MySQLError) and original.args:
+        return original.args[0]
+    return None
+
+
+class SQLiteBackend(Backend):
+    """The embedded default: each database is ``<data_dir>/<name>.sqlite3``."""
+
+    name = "sqlite"
+    suffix = ".sqlite3"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir).resolve()
+
+    def path(self, database: str) -> Path:
+        return self.data_dir / f"{checked_identifier(database)}{self.suffix}"
+
+    def url(self, database, user=None, password=None):
+        return URL.create("sqlite", database=str(self.path(database)))
+
+    def yoyo_url(self, database):
+        return f"sqlite:///{self.path(database)}"
+
+    def create_engine(self, database, **options):
+        for unsupported in ("user", "password"):
+            if options.pop(unsupported, None):
+                raise BackendError("SQLite has no database users")
+        options.pop("connect_args", None)
+        engine = sa.create_engine(self.url(database), connect_args={"timeout": 30}, **options)
+        sa.event.listen(engine, "connect", _configure_sqlite_connection)
+        return engine
+
+    def create_database(self, name):
+        path = self.path(name)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            path.touch(exist_ok=False)
+        except FileExistsError:
+            return False
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+        return True
+
+    def drop_database(self, name):
+        path = self.path(name)
+        existed = path.exists()
+        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            leftover.unlink(missing_ok=True)
+        return existed
+
+    def list_databases(self, prefix):
+        checked_identifier(prefix, "prefix")
+        return sorted(p.name.removesuffix(self.suffix)
+                      for p in self.data_dir.glob(f"{prefix}*{self.suffix}"))
+
+    def database_size(self, name):
+        path = self.path(name)
+        return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+    def create_user(self, user, password, database):
+        raise BackendError("SQLite has no database users")
+
+    def drop_user(self, user):
+        raise BackendError("SQLite has no database users")
+
+    def dispose(self):
+        """Nothing to close: the backend itself keeps no SQLite connection open."""
+
+    @contextmanager
+    def lock(self, name, timeout=60.0):
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout
+        with open(self.data_dir / f".{checked_identifier(name, 'lock name')}.lock", "w") as handle:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LockTimeout(
+                            f"lock {name!r} still held by another process after {timeout}s"
+                        ) from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _configure_sqlite_connection(dbapi_connection, _record) -> None:
+    """Enforce foreign keys and wait for locks on every new SQLite connection."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def backend_for(settings) -> Backend:
+    """The backend the settings ask for: MySQL when DB_HOST is set, else SQLite."""
+    if settings.backend_name == "mysql":
+        return MySQLBackend(settings.db_host, settings.db_port, settings.db_user,
+                            settings.db_password)
+    return SQLiteBackend(settings.data_dir)

@@ -1,0 +1,34 @@
+"""The platform's own databases: the backend, and engines on the main and master tiers."""
+
+from __future__ import annotations
+
+from api.config import Settings
+from api.tenancy import migrations
+from api.tenancy.backends import Backend, backend_for
+from api.tenancy.migrations import Tier
+
+
+class Databases:
+    """Settings, the backend, and one engine each on main and master; usable without Flask."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.backend: Backend = backend_for(settings)
+        self.main_engine = self.backend.create_engine(settings.db_name)
+        self.master_engine = self.backend.create_engine(settings.master_db_name)
+
+    def initialize(self) -> dict[str, list[str]]:
+        """Create and migrate master, then main (the seed's start-up flow); idempotent."""
+        return migrations.initialize(
+            self.backend, self.settings.master_db_name, self.settings.db_name)
+
+    def tiers(self) -> dict[Tier, tuple[str, object]]:
+        """The platform tiers by name: (database name, engine)."""
+        return {Tier.MASTER: (self.settings.master_db_name, self.master_engine),
+                Tier.MAIN: (self.settings.db_name, self.main_engine)}
+
+    def dispose(self) -> None:
+        """Close every pooled connection (after a fork, at shutdown, in tests)."""
+        self.main_engine.dispose()
+        self.master_engine.dispose()
+        self.backend.dispose()

@@ -1,0 +1,13 @@
+DROP TABLE audit_logs;
+DROP TABLE targets;
+DROP TABLE lead_activities;
+DROP TABLE leads;
+DROP TABLE commissions;
+DROP TABLE payouts;
+DROP TABLE referral_rewards;
+DROP TABLE referral_codes;
+DROP TABLE subscription_plans;
+DROP TABLE salesmen;
+DROP TABLE distributors;
+DROP TABLE admin_users;
+DROP TABLE admin_roles;

@@ -1,0 +1,14 @@
+DROP TABLE audit_logs;
+DROP TABLE e_invoices;
+DROP TABLE tds_details;
+DROP TABLE gstr_returns;
+DROP TABLE gst_rates;
+DROP TABLE bill_wise_details;
+DROP TABLE voucher_items;
+DROP TABLE voucher_ledger_entries;
+DROP TABLE vouchers;
+DROP TABLE voucher_types;
+DROP TABLE gstins;
+DROP TABLE ledgers;
+DROP TABLE account_groups;
+DROP TABLE users;

@@ -1,0 +1,1 @@
+DELETE FROM voucher_types WHERE is_system = TRUE;

@@ -1,0 +1,1 @@
+DELETE FROM gst_rates WHERE code IN ('GST0', 'GST0_25', 'GST3', 'GST5', 'GST12', 'GST18', 'GST28', 'GST40');

@@ -1,0 +1,112 @@
+"""Both backends: databases made, listed, measured and dropped; names checked; users; locks."""
+
+import threading
+
+import pymysql
+import pytest
+import sqlalchemy as sa
+
+from api.tenancy.backends import BackendError, LockTimeout, backend_for, checked_identifier
+
+
+@pytest.fixture
+def backend(settings):
+    backend = backend_for(settings)
+    yield backend
+    backend.dispose()
+
+
+def test_create_list_size_drop(backend, settings):
+    prefix = settings.tenant_db_prefix
+    first, second = f"{prefix}alpha", f"{prefix}beta"
+    assert backend.create_database(first) is True
+    assert backend.create_database(first) is False
+    backend.create_database(second)
+    assert backend.list_databases(prefix) == [first, second]
+    assert backend.database_exists(first)
+
+    engine = backend.create_engine(first)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.execute(sa.text("INSERT INTO t (id, body) VALUES (:i, :b)"),
+                     [{"i": i, "b": "x" * 500} for i in range(200)])
+    engine.dispose()
+    if backend.name == "mysql":  # InnoDB reports sizes from its statistics
+        backend._execute(f"ANALYZE TABLE `{first}`.t")
+    assert backend.database_size(first) > 0
+
+    assert backend.drop_database(first) is True
+    assert backend.drop_database(first) is False
+    assert backend.list_databases(prefix) == [second]
+
+
+@pytest.mark.parametrize("name", ["", "a-b", "x`; DROP DATABASE mysql; --", "../etc", "a" * 65,
+                                  "名前", "a b", "a.b"])
+def test_names_that_are_not_identifiers_are_refused(backend, name):
+    with pytest.raises(BackendError, match="invalid"):
+        backend.create_database(name)
+    with pytest.raises(BackendError):
+        checked_identifier(name)
+
+
+def test_lock_is_exclusive_across_holders(backend):
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with backend.lock("finvera_test_lock"):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    try:
+        with pytest.raises(LockTimeout), backend.lock("finvera_test_lock", timeout=0.3):
+            pass
+    finally:
+        release.set()
+        holder.join()
+    with backend.lock("finvera_test_lock", timeout=5):
+        pass
+
+
+def test_sqlite_has_no_users(tmp_path):
+    from api.config import load_settings
+
+    backend = backend_for(load_settings({"FINVERA_DATA_DIR": str(tmp_path)}))
+    with pytest.raises(BackendError, match="no database users"):
+        backend.create_user("someone", "pw", "finvera_db")
+
+
+@pytest.mark.mysql
+def test_a_db_user_reaches_its_own_database_only(mysql_server):
+    from api.config import load_settings
+    from tests.conftest import mysql_environment
+
+    settings = load_settings(mysql_environment(mysql_server))
+    backend = backend_for(settings)
+    own, other = f"{settings.tenant_db_prefix}own", f"{settings.tenant_db_prefix}other"
+    user = f"{mysql_server.prefix}u1"
+    try:
+        backend.create_database(own)
+        backend.create_database(other)
+        backend.create_user(user, "Pw-123456789", own)
+        as_user = mysql_server.connect(own, user=user, password="Pw-123456789")
+        with as_user.cursor() as cur:
+            cur.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            cur.execute("INSERT INTO t VALUES (1)")
+            for forbidden in (f"SELECT * FROM `{other}`.t", "SELECT * FROM mysql.user"):
+                with pytest.raises(pymysql.err.OperationalError):
+                    cur.execute(forbidden)
+            with pytest.raises(pymysql.err.OperationalError):
+                cur.execute(f"CREATE DATABASE `{settings.tenant_db_prefix}sneaky`")
+        as_user.close()
+        assert backend.drop_user(user) is True
+        assert backend.drop_user(user) is False
+        with pytest.raises(pymysql.err.OperationalError):
+            mysql_server.connect(own, user=user, password="Pw-123456789")
+    finally:
+        backend.drop_user(user)
+        for name in (own, other):
+            backend.drop_database(name)
+        backend.dispose()

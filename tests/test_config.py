@@ -1,0 +1,93 @@
+"""Settings from the environment: the seed's defaults, and one clear line for each bad value."""
+
+import base64
+import stat
+import subprocess
+import sys
+
+import pytest
+from cryptography.fernet import Fernet
+
+from api.config import ConfigError, load_settings
+
+MYSQL = {"DB_HOST": "db.internal", "ENCRYPTION_KEY": Fernet.generate_key().decode()}
+
+
+def test_defaults_are_the_seeds(tmp_path):
+    settings = load_settings({"FINVERA_DATA_DIR": str(tmp_path)})
+    assert settings.backend_name == "sqlite"
+    assert (settings.db_name, settings.master_db_name) == ("finvera_db", "finvera_master")
+    assert (settings.db_user, settings.db_port) == ("root", 3306)
+    assert settings.max_tenant_connections == 50
+    assert settings.use_separate_db_users is False
+    assert settings.tenant_db_prefix == "finvera_tenant_"
+
+
+def test_mysql_is_chosen_by_db_host():
+    settings = load_settings({**MYSQL, "DB_PORT": "3307", "USE_SEPARATE_DB_USERS": "true",
+                              "MAX_TENANT_CONNECTIONS": "10"})
+    assert settings.backend_name == "mysql"
+    assert settings.db_port == 3307 and settings.use_separate_db_users
+    assert settings.max_tenant_connections == 10
+
+
+def test_embedded_key_is_generated_once_with_mode_0600(tmp_path):
+    first = load_settings({"FINVERA_DATA_DIR": str(tmp_path)})
+    key_file = tmp_path / "encryption.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    second = load_settings({"FINVERA_DATA_DIR": str(tmp_path)})
+    assert first.encryption_keys == second.encryption_keys
+    Fernet(first.encryption_keys[0])  # a usable key
+
+
+def test_a_32_character_secret_and_several_keys_are_accepted():
+    secret = "your-32-character-encryption-key"
+    fernet = Fernet.generate_key().decode()
+    settings = load_settings({**MYSQL, "ENCRYPTION_KEY": f"{secret}, {fernet}"})
+    assert settings.encryption_keys == (base64.urlsafe_b64encode(secret.encode()),
+                                        fernet.encode())
+
+
+@pytest.mark.parametrize("environment, variable", [
+    ({"DB_PORT": "abc"}, "DB_PORT"),
+    ({"DB_PORT": "70000"}, "DB_PORT"),
+    ({"MAX_TENANT_CONNECTIONS": "0"}, "MAX_TENANT_CONNECTIONS"),
+    ({"USE_SEPARATE_DB_USERS": "maybe"}, "USE_SEPARATE_DB_USERS"),
+    ({"ENCRYPTION_KEY": "too-short"}, "ENCRYPTION_KEY"),
+    ({"ENCRYPTION_KEY": "!" * 44}, "ENCRYPTION_KEY"),
+    ({"ENCRYPTION_KEY": f"{Fernet.generate_key().decode()},"}, "ENCRYPTION_KEY"),
+    ({"DB_NAME": "finvera; DROP DATABASE x"}, "DB_NAME"),
+    ({"MASTER_DB_NAME": "bad-name"}, "MASTER_DB_NAME"),
+    ({"TENANT_DB_PREFIX": "Tenant`"}, "TENANT_DB_PREFIX"),
+    ({"DB_NAME": "same", "MASTER_DB_NAME": "same"}, "MASTER_DB_NAME"),
+    ({"DB_NAME": "finvera_tenant_x"}, "DB_NAME"),
+])
+def test_bad_values_name_the_variable(environment, variable):
+    with pytest.raises(ConfigError, match=variable):
+        load_settings({**MYSQL, **environment})
+
+
+def test_mysql_needs_an_encryption_key():
+    with pytest.raises(ConfigError, match="ENCRYPTION_KEY must be set"):
+        load_settings({"DB_HOST": "db.internal"})
+
+
+def test_separate_users_are_refused_on_sqlite(tmp_path):
+    with pytest.raises(ConfigError, match="USE_SEPARATE_DB_USERS"):
+        load_settings({"FINVERA_DATA_DIR": str(tmp_path), "USE_SEPARATE_DB_USERS": "true"})
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("DB_PORT", "not-a-port"),
+    ("ENCRYPTION_KEY", "wrong"),
+    ("USE_SEPARATE_DB_USERS", "true"),
+])
+def test_the_cli_stops_with_one_line_and_no_traceback(tmp_path, variable, value):
+    env = {"PATH": "/usr/bin:/bin", "FINVERA_DATA_DIR": str(tmp_path), variable: value}
+    result = subprocess.run([sys.executable, "-m", "api", "init"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and variable in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "finvera_master.sqlite3").exists()
