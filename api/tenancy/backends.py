@@ -22,6 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+# What a tenant's own DB user may do on its database: data, DDL for its migrations, and the
+# locks and temporary tables migrations and reports use. infra/databases.py grants the app
+# exactly these (with GRANT OPTION) on the tenant prefix; a test keeps the two lists equal.
+TENANT_PRIVILEGES = (
+    "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "INDEX", "REFERENCES",
+    "CREATE TEMPORARY TABLES", "LOCK TABLES", "CREATE VIEW", "SHOW VIEW", "TRIGGER",
+)
 ER_DB_CREATE_EXISTS = 1007
 ER_DB_DROP_EXISTS = 1008
 
@@ -172,7 +179,9 @@ class MySQLBackend(Backend):
     def create_user(self, user, password, database):
         self._execute("CREATE USER %s@%s IDENTIFIED BY %s",
                       (checked_identifier(user, "user name"), self.user_host, password))
-        self._execute(f"GRANT ALL PRIVILEGES ON `{checked_identifier(database)}`.* TO %s@%s",
+        # In GRANT ... ON db.*, "_" is a wildcard: escape it so the grant covers this one name.
+        pattern = checked_identifier(database).replace("_", r"\_")
+        self._execute(f"GRANT {', '.join(TENANT_PRIVILEGES)} ON `{pattern}`.* TO %s@%s",
                       (user, self.user_host))
 
     def drop_user(self, user):

@@ -86,16 +86,19 @@ def test_a_db_user_reaches_its_own_database_only(mysql_server):
     settings = load_settings(mysql_environment(mysql_server))
     backend = backend_for(settings)
     own, other = f"{settings.tenant_db_prefix}own", f"{settings.tenant_db_prefix}other"
+    look_alike = own[::-1].replace("_", "X", 1)[::-1]  # what an unescaped "_" would match
     user = f"{mysql_server.prefix}u1"
     try:
         backend.create_database(own)
         backend.create_database(other)
+        backend.create_database(look_alike)
         backend.create_user(user, "Pw-123456789", own)
         as_user = mysql_server.connect(own, user=user, password="Pw-123456789")
         with as_user.cursor() as cur:
             cur.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
             cur.execute("INSERT INTO t VALUES (1)")
-            for forbidden in (f"SELECT * FROM `{other}`.t", "SELECT * FROM mysql.user"):
+            for forbidden in (f"SELECT * FROM `{other}`.t", f"SELECT * FROM `{look_alike}`.t",
+                              "SELECT * FROM mysql.user"):
                 with pytest.raises(pymysql.err.OperationalError):
                     cur.execute(forbidden)
             with pytest.raises(pymysql.err.OperationalError):
@@ -107,6 +110,6 @@ def test_a_db_user_reaches_its_own_database_only(mysql_server):
             mysql_server.connect(own, user=user, password="Pw-123456789")
     finally:
         backend.drop_user(user)
-        for name in (own, other):
+        for name in (own, other, look_alike):
             backend.drop_database(name)
         backend.dispose()
