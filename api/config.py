@@ -14,6 +14,8 @@ from api.tenancy.crypto import KeyFormatError, parse_keys
 
 # Database names and prefixes that end up in SQL: letters, digits and underscores only.
 DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){LABEL}(\.{LABEL})*$")
 TENANT_PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,23}$")
 KEY_FILE = "encryption.key"
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -39,6 +41,12 @@ class Settings:
     max_tenant_connections: int = 50
     encryption_keys: tuple[bytes, ...] = field(default=(), repr=False)
     data_dir: Path = Path("var")
+    base_domain: str = "localhost"
+    token_ttl_seconds: int = 3600
+    tenant_cache_ttl_seconds: int = 5
+    tenant_idle_seconds: int = 300
+    tenant_checkout_timeout_seconds: float = 2.0
+    db_connect_timeout_seconds: int = 3
 
     @property
     def backend_name(self) -> str:
@@ -73,6 +81,13 @@ def _name(env: Mapping[str, str], name: str, default: str, pattern: re.Pattern[s
     if not pattern.match(value):
         raise ConfigError(
             f"{name} must be letters, digits and underscores ({pattern.pattern}), got {value!r}")
+    return value
+
+
+def _hostname(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip().lower().rstrip(".") or default
+    if not HOSTNAME.match(value):
+        raise ConfigError(f"{name} must be a host name such as finvera.in, got {value!r}")
     return value
 
 
@@ -124,6 +139,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_tenant_connections=_integer(env, "MAX_TENANT_CONNECTIONS", 50, 1, 10000),
         encryption_keys=keys,
         data_dir=data_dir,
+        base_domain=_hostname(env, "BASE_DOMAIN", "localhost"),
+        token_ttl_seconds=_integer(env, "TOKEN_TTL_SECONDS", 3600, 60, 7 * 24 * 3600),
+        tenant_cache_ttl_seconds=_integer(env, "TENANT_CACHE_TTL_SECONDS", 5, 0, 3600),
+        tenant_idle_seconds=_integer(env, "TENANT_IDLE_SECONDS", 300, 1, 24 * 3600),
+        tenant_checkout_timeout_seconds=_integer(
+            env, "TENANT_CHECKOUT_TIMEOUT_MS", 2000, 0, 60000) / 1000,
+        db_connect_timeout_seconds=_integer(env, "DB_CONNECT_TIMEOUT", 3, 1, 60),
     )
     if settings.db_name == settings.master_db_name:
         raise ConfigError(f"DB_NAME and MASTER_DB_NAME must differ, both are {settings.db_name!r}")

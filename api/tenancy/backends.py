@@ -31,6 +31,7 @@ TENANT_PRIVILEGES = (
 )
 ER_DB_CREATE_EXISTS = 1007
 ER_DB_DROP_EXISTS = 1008
+ER_CANNOT_USER = 1396
 
 
 class BackendError(Exception):
@@ -112,8 +113,13 @@ class MySQLBackend(Backend):
         self.host, self.port, self.user, self.password = host, port, user, password
         self.connect_timeout = connect_timeout
         self._admin = sa.create_engine(
-            self.url(None), pool_size=2, max_overflow=4, pool_pre_ping=True,
+            self.url(None), pool_size=2, max_overflow=8, pool_pre_ping=True,
             isolation_level="AUTOCOMMIT",
+            connect_args={"connect_timeout": connect_timeout})
+        # A lock lives as long as its connection: one each, outside the pool, so that a process
+        # killed while holding one releases it, and held locks never starve the admin pool.
+        self._locks = sa.create_engine(
+            self.url(None), poolclass=sa.pool.NullPool,
             connect_args={"connect_timeout": connect_timeout})
 
     def url(self, database, user=None, password=None):
@@ -185,14 +191,20 @@ class MySQLBackend(Backend):
                       (user, self.user_host))
 
     def drop_user(self, user):
-        rows = self._execute("SELECT COUNT(*) FROM mysql.user WHERE User = %s AND Host = %s",
-                             (checked_identifier(user, "user name"), self.user_host))
-        self._execute("DROP USER IF EXISTS %s@%s", (user, self.user_host))
-        return bool(rows[0][0])
+        # Not DROP USER IF EXISTS plus a look in mysql.user: the app's least-privilege account
+        # may not read mysql.user. A failed DROP USER (1396) means there was no such user.
+        try:
+            self._execute("DROP USER %s@%s", (checked_identifier(user, "user name"),
+                                              self.user_host))
+        except sa.exc.DatabaseError as exc:
+            if _mysql_errno(exc) == ER_CANNOT_USER:
+                return False
+            raise
+        return True
 
     @contextmanager
     def lock(self, name, timeout=60.0):
-        with self._admin.connect() as conn:
+        with self._locks.connect() as conn:
             got = conn.exec_driver_sql("SELECT GET_LOCK(%s, %s)",
                                        (checked_identifier(name, "lock name"), timeout)).scalar()
             if got != 1:
@@ -204,6 +216,7 @@ class MySQLBackend(Backend):
 
     def dispose(self):
         self._admin.dispose()
+        self._locks.dispose()
 
 
 def _mysql_errno(exc: sa.exc.DatabaseError) -> int | None:

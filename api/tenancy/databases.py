@@ -5,17 +5,19 @@ from __future__ import annotations
 from api.config import Settings
 from api.tenancy import migrations
 from api.tenancy.backends import Backend, backend_for
+from api.tenancy.crypto import ConnectionCipher
 from api.tenancy.migrations import Tier
 
 
 class Databases:
-    """Settings, the backend, and one engine each on main and master; usable without Flask."""
+    """Settings, the backend, engines on main and master, and the connection-info cipher."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.backend: Backend = backend_for(settings)
         self.main_engine = self.backend.create_engine(settings.db_name)
         self.master_engine = self.backend.create_engine(settings.master_db_name)
+        self.cipher = ConnectionCipher(list(settings.encryption_keys))
 
     def initialize(self) -> dict[str, list[str]]:
         """Create and migrate master, then main (the seed's start-up flow); idempotent."""

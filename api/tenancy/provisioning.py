@@ -1,0 +1,298 @@
+"""Creating a tenant, the seed's way, and cleaning up after one that did not finish.
+
+``provision_tenant`` runs the steps in order; a failure at any step drops what this attempt
+made (database, DB user) and marks the tenant failed with the reason. A process killed
+half-way leaves a row in ``provisioning``: ``repair`` cleans it, and also finds (and with
+``drop_orphans`` drops) tenant databases that no tenant owns. A named lock per subdomain is held
+for the whole of a sign-up, so concurrent sign-ups of one subdomain cannot both proceed, and
+repair can tell a live sign-up (lock held) from a dead one.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.models.main import ReferralCode, SubscriptionPlan
+from api.models.master import TenantMaster
+from api.models.tenant import User
+from api.security import hash_password
+from api.tenancy.backends import BackendError, LockTimeout
+from api.tenancy.databases import Databases
+from api.tenancy.migrations import Tier, apply_migrations
+from api.tenancy.subdomains import database_name
+
+log = logging.getLogger(__name__)
+
+STEPS = ("create_database", "create_user", "migrate", "create_admin", "store_connection",
+         "activate")
+LIVE_STATUSES = ("active", "suspended")
+
+
+@dataclass(frozen=True)
+class SignUp:
+    """What a new tenant gives us; the subdomain is already checked (``check_subdomain``)."""
+
+    company_name: str
+    subdomain: str
+    email: str
+    admin_password: str | None = None
+    referral_code: str | None = None
+    plan: str | None = None
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    tenant: TenantMaster
+    admin_email: str
+    generated_password: str | None
+
+
+class SignUpInvalid(ValueError):
+    """A sign-up field that refers to something that does not exist."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+class TenantConflict(Exception):
+    """The subdomain belongs to another tenant, or another sign-up for it is under way."""
+
+
+class ProvisioningError(Exception):
+    """A step failed; what the attempt made was dropped and the tenant marked failed."""
+
+    def __init__(self, tenant_id: int, step: str, reason: str) -> None:
+        super().__init__(f"provisioning failed at {step}: {reason}")
+        self.tenant_id, self.step, self.reason = tenant_id, step, reason
+
+
+def tenant_db_user(dbs: Databases, tenant_id: int) -> str:
+    """The DB user of a tenant when separate users are on; derived, so repair can find it."""
+    return f"{dbs.settings.tenant_db_prefix}u{tenant_id}"
+
+
+def _subdomain_lock(dbs: Databases, subdomain: str) -> str:
+    return f"{dbs.settings.tenant_db_prefix}s_{subdomain.replace('-', '_')}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _check_references(dbs: Databases, signup: SignUp) -> None:
+    """The plan and referral code named in a sign-up exist in the main database."""
+    with Session(dbs.main_engine) as session:
+        if signup.plan and not session.scalar(sa.select(SubscriptionPlan.id).where(
+                SubscriptionPlan.code == signup.plan, SubscriptionPlan.is_active)):
+            raise SignUpInvalid("plan", f"no active subscription plan {signup.plan!r}")
+        if signup.referral_code and not session.scalar(sa.select(ReferralCode.id).where(
+                ReferralCode.code == signup.referral_code, ReferralCode.is_active)):
+            raise SignUpInvalid("referral_code",
+                                f"no active referral code {signup.referral_code!r}")
+
+
+def _record(dbs: Databases, signup: SignUp) -> int:
+    """Step 1: a tenant_master row in ``provisioning``; a failed earlier attempt is taken over."""
+    values = {"company_name": signup.company_name, "email": signup.email,
+              "subscription_plan": signup.plan, "referral_code": signup.referral_code,
+              "status": "provisioning", "status_reason": None}
+    with Session(dbs.master_engine) as session:
+        row = TenantMaster(subdomain=signup.subdomain, **values)
+        session.add(row)
+        try:
+            session.commit()
+            return row.id
+        except IntegrityError:
+            session.rollback()
+        failed = session.scalar(sa.select(TenantMaster).where(
+            TenantMaster.subdomain == signup.subdomain, TenantMaster.status == "failed"))
+        if failed is None:
+            raise TenantConflict(f"subdomain {signup.subdomain!r} is taken")
+        _clean_leftovers(dbs, failed)
+        for name, value in values.items():
+            setattr(failed, name, value)
+        failed.db_name = failed.db_connection_encrypted = None
+        session.commit()
+        return failed.id
+
+
+def provision_tenant(dbs: Databases, signup: SignUp,
+                     on_step: Callable[[str], None] = lambda step: None) -> Provisioned:
+    """Create a tenant: record, database, DB user, migrations, admin user, connection, active.
+
+    ``on_step(name)`` is called before each step after the record; tests use it to inject
+    faults or to pause.
+    """
+    _check_references(dbs, signup)
+    try:
+        with dbs.backend.lock(_subdomain_lock(dbs, signup.subdomain), timeout=0):
+            tenant_id = _record(dbs, signup)
+            return _provision(dbs, signup, tenant_id, on_step)
+    except LockTimeout:
+        raise TenantConflict(
+            f"a sign-up for subdomain {signup.subdomain!r} is already under way") from None
+
+
+def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
+               on_step: Callable[[str], None]) -> Provisioned:
+    settings, backend = dbs.settings, dbs.backend
+    made: dict[str, str] = {}
+    password = signup.admin_password or secrets.token_urlsafe(12)
+    db_user = db_password = None
+    step = STEPS[0]
+    try:
+        on_step(step)
+        db_name = database_name(settings.tenant_db_prefix, signup.subdomain,
+                                int(time.time() * 1000))
+        _update(dbs, tenant_id, db_name=db_name)  # named before it exists: repair can find it
+        if not backend.create_database(db_name):
+            raise BackendError(f"database {db_name} already exists")
+        made["database"] = db_name
+
+        step = "create_user"
+        on_step(step)
+        if settings.use_separate_db_users:
+            db_user, db_password = tenant_db_user(dbs, tenant_id), secrets.token_urlsafe(24)
+            backend.create_user(db_user, db_password, db_name)
+            made["user"] = db_user
+
+        step = "migrate"
+        on_step(step)
+        apply_migrations(backend, db_name, Tier.TENANT)
+
+        step = "create_admin"
+        on_step(step)
+        engine = backend.create_engine(db_name, poolclass=sa.pool.NullPool,
+                                       user=db_user, password=db_password)
+        try:
+            with Session(engine) as session:
+                session.add(User(email=signup.email, role="admin", full_name=signup.company_name,
+                                 password_hash=hash_password(password)))
+                session.commit()
+        finally:
+            engine.dispose()
+
+        step = "store_connection"
+        on_step(step)
+        info = {"server": "default", "database": db_name}
+        if backend.name == "mysql":
+            info.update(host=settings.db_host, port=settings.db_port)
+        if db_user:
+            info.update(user=db_user, password=db_password)
+        _update(dbs, tenant_id, db_connection_encrypted=dbs.cipher.encrypt(info))
+
+        step = "activate"
+        on_step(step)
+        tenant = _update(dbs, tenant_id, status="active", provisioned_at=_now())
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        _compensate(dbs, tenant_id, made, f"{step}: {reason}")
+        raise ProvisioningError(tenant_id, step, reason) from exc
+    generated = None if signup.admin_password else password
+    return Provisioned(tenant=tenant, admin_email=signup.email, generated_password=generated)
+
+
+def _update(dbs: Databases, tenant_id: int, **values) -> TenantMaster:
+    """Write ``values`` to the tenant's row and commit; return the row, detached."""
+    with Session(dbs.master_engine, expire_on_commit=False) as session:
+        row = session.get(TenantMaster, tenant_id)
+        for name, value in values.items():
+            setattr(row, name, value)
+        session.commit()
+        return row
+
+
+def _compensate(dbs: Databases, tenant_id: int, made: dict[str, str], reason: str) -> None:
+    """Drop what a failed attempt made and mark the tenant failed; never raises."""
+    try:
+        if "user" in made:
+            dbs.backend.drop_user(made["user"])
+        if "database" in made:
+            drop_tenant_database(dbs, made["database"])
+        _update(dbs, tenant_id, status="failed", status_reason=reason)
+    except Exception:  # the row stays in provisioning: `finvera tenants repair` finishes this
+        log.exception("compensation of tenant %s failed; run finvera tenants repair", tenant_id)
+
+
+def drop_tenant_database(dbs: Databases, name: str) -> bool:
+    """Drop a tenant database, refusing one that an active or suspended tenant points to."""
+    if not name.startswith(dbs.settings.tenant_db_prefix):
+        raise BackendError(f"{name} is not a tenant database")
+    with Session(dbs.master_engine) as session:
+        owner = session.scalar(sa.select(TenantMaster.subdomain).where(
+            TenantMaster.db_name == name, TenantMaster.status.in_(LIVE_STATUSES)))
+    if owner:
+        raise BackendError(f"{name} belongs to live tenant {owner!r}: not dropped")
+    return dbs.backend.drop_database(name)
+
+
+def _clean_leftovers(dbs: Databases, tenant: TenantMaster) -> list[str]:
+    """Drop whatever a tenant that is not live may still have: its database and DB user."""
+    dropped = []
+    if dbs.backend.name == "mysql" and dbs.backend.drop_user(tenant_db_user(dbs, tenant.id)):
+        dropped.append(tenant_db_user(dbs, tenant.id))
+    if tenant.db_name and drop_tenant_database(dbs, tenant.db_name):
+        dropped.append(tenant.db_name)
+    return dropped
+
+
+@dataclass
+class RepairReport:
+    cleaned: dict[str, list[str]] = field(default_factory=dict)  # subdomain -> what was dropped
+    in_progress: list[str] = field(default_factory=list)
+    orphan_databases: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+
+def repair(dbs: Databases, subdomains: list[str] | None = None,
+           drop_orphans: bool = False) -> RepairReport:
+    """Clean tenants left in provisioning or failed; list (or drop) orphan databases.
+
+    A tenant whose sign-up is still running (its subdomain lock is held) is left alone. Orphans
+    are only looked for when no subdomain is named.
+    """
+    report = RepairReport()
+    existing = dbs.backend.list_databases(dbs.settings.tenant_db_prefix)  # before the rows
+    with Session(dbs.master_engine) as session:
+        query = sa.select(TenantMaster).where(
+            TenantMaster.status.in_(("provisioning", "failed")))
+        if subdomains is not None:
+            query = query.where(TenantMaster.subdomain.in_(subdomains))
+        stuck = session.scalars(query).all()
+        for tenant in stuck:
+            try:
+                with dbs.backend.lock(_subdomain_lock(dbs, tenant.subdomain), timeout=0):
+                    report.cleaned[tenant.subdomain] = _clean_leftovers(dbs, tenant)
+                    if tenant.status == "provisioning":
+                        tenant.status = "failed"
+                        tenant.status_reason = "interrupted while provisioning; cleaned by repair"
+                    session.commit()
+            except LockTimeout:
+                report.in_progress.append(tenant.subdomain)
+        if subdomains is not None:
+            return report
+        owned = set(session.scalars(sa.select(TenantMaster.db_name).where(
+            TenantMaster.db_name.is_not(None),
+            TenantMaster.status.in_((*LIVE_STATUSES, "provisioning")))))
+        cleaned = {name for dropped in report.cleaned.values() for name in dropped}
+        report.orphan_databases = [name for name in existing if name not in owned | cleaned]
+        if drop_orphans:
+            for name in report.orphan_databases:
+                if drop_tenant_database(dbs, name):
+                    report.dropped.append(name)
+            if dbs.backend.name == "mysql":
+                gone = session.scalars(sa.select(TenantMaster.id).where(
+                    TenantMaster.status.in_(("failed", "deleted"))))
+                report.dropped += [tenant_db_user(dbs, tenant_id) for tenant_id in gone
+                                   if dbs.backend.drop_user(tenant_db_user(dbs, tenant_id))]
+    return report
