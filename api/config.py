@@ -47,6 +47,7 @@ class Settings:
     tenant_idle_seconds: int = 300
     tenant_checkout_timeout_seconds: float = 2.0
     db_connect_timeout_seconds: int = 3
+    db_ssl: str = "preferred"
 
     @property
     def backend_name(self) -> str:
@@ -81,6 +82,13 @@ def _name(env: Mapping[str, str], name: str, default: str, pattern: re.Pattern[s
     if not pattern.match(value):
         raise ConfigError(
             f"{name} must be letters, digits and underscores ({pattern.pattern}), got {value!r}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 
@@ -146,6 +154,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         tenant_checkout_timeout_seconds=_integer(
             env, "TENANT_CHECKOUT_TIMEOUT_MS", 2000, 0, 60000) / 1000,
         db_connect_timeout_seconds=_integer(env, "DB_CONNECT_TIMEOUT", 3, 1, 60),
+        db_ssl=_choice(env, "DB_SSL", ("preferred", "disabled", "required")),
     )
     if settings.db_name == settings.master_db_name:
         raise ConfigError(f"DB_NAME and MASTER_DB_NAME must differ, both are {settings.db_name!r}")

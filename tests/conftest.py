@@ -38,7 +38,7 @@ def mysql_environment(server: MySQLServer, **extra: str) -> dict[str, str]:
         "DB_HOST": server.host, "DB_PORT": str(server.port), "DB_USER": server.user,
         "DB_PASSWORD": server.password, "DB_NAME": f"{unique}_db",
         "MASTER_DB_NAME": f"{unique}_master", "TENANT_DB_PREFIX": f"{unique}_t_",
-        "ENCRYPTION_KEY": Fernet.generate_key().decode(), **extra,
+        "ENCRYPTION_KEY": Fernet.generate_key().decode(), "DB_SSL": "disabled", **extra,
     }
 
 

@@ -91,3 +91,16 @@ def test_the_cli_stops_with_one_line_and_no_traceback(tmp_path, variable, value)
     assert len(lines) == 1 and variable in lines[0], result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "finvera_master.sqlite3").exists()
+
+
+def test_db_ssl_modes():
+    assert load_settings(MYSQL).db_ssl == "preferred"
+    assert load_settings({**MYSQL, "DB_SSL": "Disabled"}).db_ssl == "disabled"
+    with pytest.raises(ConfigError, match="DB_SSL must be one of"):
+        load_settings({**MYSQL, "DB_SSL": "sometimes"})
+
+
+@pytest.mark.parametrize("value", ["-bad.in", "a..b", "under_score.in", "x" * 64 + ".in"])
+def test_base_domain_must_be_a_host_name(value):
+    with pytest.raises(ConfigError, match="BASE_DOMAIN"):
+        load_settings({**MYSQL, "BASE_DOMAIN": value})

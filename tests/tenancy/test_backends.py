@@ -113,3 +113,21 @@ def test_a_db_user_reaches_its_own_database_only(mysql_server):
         for name in (own, other, look_alike):
             backend.drop_database(name)
         backend.dispose()
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("mode", ["preferred", "disabled"])
+def test_every_tls_mode_reaches_the_server(mysql_server, mode):
+    from api.tenancy.backends import MySQLBackend
+
+    backend = MySQLBackend(mysql_server.host, mysql_server.port, mysql_server.user,
+                           mysql_server.password, ssl_mode=mode)
+    name = f"{mysql_server.prefix}tls_{mode}"
+    try:
+        assert backend.create_database(name)
+        from api.tenancy.migrations import Tier, apply_migrations
+
+        assert apply_migrations(backend, name, Tier.MASTER)  # yoyo's URL carries the mode too
+    finally:
+        backend.drop_database(name)
+        backend.dispose()
