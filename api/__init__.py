@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import jsonify
 from flask_openapi3 import Info, OpenAPI
 
-from api import commands, db, errors, health
+from api import auth, commands, db, errors, health, tenant_request
 from api.config import Settings, load_settings
+from api.platform import tenants
 from api.tenancy.databases import Databases
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -31,8 +32,11 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
     db.init_app(app, Databases(settings))
+    tenant_request.init_app(app)
     errors.register_error_handlers(app)
     commands.register(app)
     app.register_api(health.bp)
+    auth.init_app(app, settings)
+    app.register_api(tenants.bp)
     app.add_url_rule("/api/openapi.json", "openapi_document", lambda: jsonify(app.api_doc))
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 
 import click
@@ -14,11 +13,10 @@ from sqlalchemy.orm import Session
 
 from api.db import databases
 from api.models.main import AdminRole, AdminUser
+from api.schemas import check_email
 from api.security import MIN_PASSWORD_LENGTH, hash_password
 from api.tenancy.backends import BackendError
 from api.tenancy.migrations import apply_migrations, pending_ids
-
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class GunicornServer(BaseApplication):
@@ -114,9 +112,11 @@ def _read_password() -> str:
 @with_appcontext
 def create_admin_user(email: str, role: str, full_name: str | None) -> None:
     """Create a platform admin; the password comes from a prompt, or stdin when piped."""
-    email = email.strip().lower()
-    if not EMAIL.match(email):
-        raise click.BadParameter(f"{email!r} is not an email address", param_hint="--email")
+    try:
+        email = check_email(email)
+    except ValueError:
+        raise click.BadParameter(f"{email!r} is not an email address",
+                                 param_hint="--email") from None
     _initialize()
     with Session(databases().main_engine) as session:
         roles = session.scalars(select(AdminRole.name)).all()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from api.tenancy.crypto import KeyFormatError, parse_keys
+from api.tenancy.crypto import KeyFormatError, derive_key, parse_keys
 
 # Database names and prefixes that end up in SQL: letters, digits and underscores only.
 DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -40,6 +40,7 @@ class Settings:
     use_separate_db_users: bool = False
     max_tenant_connections: int = 50
     encryption_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    signing_key: bytes = field(default=b"", repr=False)
     data_dir: Path = Path("var")
     base_domain: str = "localhost"
     token_ttl_seconds: int = 3600
@@ -83,6 +84,16 @@ def _name(env: Mapping[str, str], name: str, default: str, pattern: re.Pattern[s
         raise ConfigError(
             f"{name} must be letters, digits and underscores ({pattern.pattern}), got {value!r}")
     return value
+
+
+def _signing_key(env: Mapping[str, str], first_encryption_key: bytes) -> bytes:
+    """SECRET_KEY signs tokens; without it, a key derived from the first ENCRYPTION_KEY does."""
+    secret = env.get("SECRET_KEY", "")
+    if not secret:
+        return derive_key(first_encryption_key, "token signing")
+    if len(secret) < 32:
+        raise ConfigError("SECRET_KEY must be at least 32 characters")
+    return secret.encode()
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -146,6 +157,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         use_separate_db_users=separate_users,
         max_tenant_connections=_integer(env, "MAX_TENANT_CONNECTIONS", 50, 1, 10000),
         encryption_keys=keys,
+        signing_key=_signing_key(env, keys[0]),
         data_dir=data_dir,
         base_domain=_hostname(env, "BASE_DOMAIN", "localhost"),
         token_ttl_seconds=_integer(env, "TOKEN_TTL_SECONDS", 3600, 60, 7 * 24 * 3600),

@@ -6,13 +6,25 @@ import logging
 
 from flask import Flask, make_response, request
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from api.responses import failure
+from api.tenancy.connections import PoolExhausted
+from api.tenancy.routing import (
+    RoutingError,
+    TenantMismatch,
+    TenantProvisioning,
+    TenantRequired,
+    TenantSuspended,
+)
 
 log = logging.getLogger(__name__)
 
 CODES = {413: "payload_too_large", 500: "internal_error"}
+ROUTING_STATUS = {TenantRequired: 400, TenantMismatch: 400, TenantSuspended: 403,
+                  TenantProvisioning: 503}
 
 
 class ErrorDetail(BaseModel):
@@ -36,9 +48,11 @@ class ApiError(Exception):
     """An error a client can act on: status, snake_case code, message, fields at fault."""
 
     def __init__(self, status: int, code: str, message: str,
-                 fields: dict[str, str] | None = None) -> None:
+                 fields: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields
+        self.headers = headers or {}
 
 
 def _field_name(location: tuple) -> str:
@@ -60,7 +74,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError):
-        return failure(error.status, error.code, error.message, error.fields)
+        response = failure(error.status, error.code, error.message, error.fields)
+        response[0].headers.update(error.headers)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -70,6 +86,29 @@ def register_error_handlers(app: Flask) -> None:
         response = failure(error.code or 500, code, error.description or error.name)
         if error.code == 405 and hasattr(error, "valid_methods") and error.valid_methods:
             response[0].headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(RoutingError)
+    def routing_error(error: RoutingError):
+        response = failure(ROUTING_STATUS.get(type(error), 404), error.code, str(error))
+        if isinstance(error, TenantProvisioning):
+            response[0].headers["Retry-After"] = "5"
+        return response
+
+    @app.errorhandler(PoolExhausted)
+    @app.errorhandler(PoolTimeout)
+    def connections_busy(error: Exception):
+        log.warning("tenant connections exhausted: %s", error)
+        response = failure(503, "database_busy", "All database connections are busy; retry.")
+        response[0].headers["Retry-After"] = "1"
+        return response
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(error: OperationalError):
+        log.error("database unavailable on %s %s: %s", request.method, request.path,
+                  type(error.orig).__name__)
+        response = failure(503, "database_unavailable", "The database cannot be reached now.")
+        response[0].headers["Retry-After"] = "2"
         return response
 
     @app.errorhandler(Exception)

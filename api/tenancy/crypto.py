@@ -7,6 +7,8 @@ import binascii
 import json
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 class KeyFormatError(ValueError):
@@ -49,6 +51,12 @@ def parse_keys(value: str) -> list[bytes]:
         except KeyFormatError as exc:
             raise KeyFormatError(f"key {position}: {exc}") from None
     return keys
+
+
+def derive_key(fernet_key: bytes, purpose: str) -> bytes:
+    """A 32-byte key for another purpose (token signing), derived with HKDF-SHA256."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=f"finvera {purpose}".encode()).derive(base64.urlsafe_b64decode(fernet_key))
 
 
 class ConnectionCipher:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from api.config import Settings
 from api.tenancy import migrations
 from api.tenancy.backends import Backend, backend_for
+from api.tenancy.connections import TenantConnectionManager
 from api.tenancy.crypto import ConnectionCipher
 from api.tenancy.migrations import Tier
+from api.tenancy.routing import TenantDirectory
 
 
 class Databases:
-    """Settings, the backend, engines on main and master, and the connection-info cipher."""
+    """Settings, the backend, main and master engines, the tenant directory and connections."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -18,6 +20,13 @@ class Databases:
         self.main_engine = self.backend.create_engine(settings.db_name)
         self.master_engine = self.backend.create_engine(settings.master_db_name)
         self.cipher = ConnectionCipher(list(settings.encryption_keys))
+        self.directory = TenantDirectory(self.master_engine, self.cipher,
+                                         settings.tenant_cache_ttl_seconds)
+        self.connections = TenantConnectionManager(
+            self.backend, settings.max_tenant_connections,
+            idle_seconds=settings.tenant_idle_seconds,
+            checkout_timeout=settings.tenant_checkout_timeout_seconds,
+            connect_timeout=settings.db_connect_timeout_seconds)
 
     def initialize(self) -> dict[str, list[str]]:
         """Create and migrate master, then main (the seed's start-up flow); idempotent."""
@@ -31,6 +40,7 @@ class Databases:
 
     def dispose(self) -> None:
         """Close every pooled connection (after a fork, at shutdown, in tests)."""
+        self.connections.dispose()
         self.main_engine.dispose()
         self.master_engine.dispose()
         self.backend.dispose()

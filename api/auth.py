@@ -1,0 +1,182 @@
+"""Logins and the guards that protect endpoints: platform admins and tenant users.
+
+Wrong password and unknown user answer the same 401 (and take the same time: the hash is
+checked either way). Failed logins are counted per account: after five in 15 minutes the
+account answers 429 until the window moves.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import wraps
+
+import sqlalchemy as sa
+from flask import current_app, g, request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.db import main_session
+from api.errors import COMMON_RESPONSES, ApiError
+from api.models.main import AdminUser
+from api.models.tenant import User
+from api.responses import ok
+from api.schemas import Email
+from api.security import hash_password, verify_password
+from api.tenancy.tokens import ADMIN, TENANT, Claims, TokenInvalid, TokenService
+from api.tenant_request import current_tenant, tenant_blueprint, tenant_session
+from api.throttle import LoginThrottle
+
+# Checked against when the account does not exist, so both failures cost the same.
+_DUMMY_HASH = hash_password("no such user, no such password")
+
+
+class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Email
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class Token(BaseModel):
+    token: str
+    token_type: str = "Bearer"
+    expires_in: int
+
+
+class TokenEnvelope(BaseModel):
+    success: bool
+    data: Token
+
+
+def tokens() -> TokenService:
+    return current_app.extensions["finvera_tokens"]
+
+
+def throttle() -> LoginThrottle:
+    return current_app.extensions["finvera_throttle"]
+
+
+def _unauthorized(message: str = "Sign in again: the token is missing, invalid or expired."):
+    return ApiError(401, "unauthorized", message)
+
+
+def _bearer_claims() -> Claims:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized()
+    try:
+        return tokens().verify(token.strip())
+    except TokenInvalid:
+        raise _unauthorized() from None
+
+
+def _login(account_key: str, user, password: str, claims) -> tuple:
+    """Check a password with the throttle in front; return the token envelope."""
+    wait = throttle().retry_after(account_key)
+    if wait:
+        raise ApiError(429, "too_many_attempts",
+                       f"Too many failed logins; try again in {wait} seconds.",
+                       headers={"Retry-After": str(wait)})
+    valid = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    if not (valid and user and user.is_active):
+        throttle().failed(account_key)
+        raise _unauthorized("Wrong email or password.")
+    throttle().succeeded(account_key)
+    user.last_login_at = datetime.now(UTC).replace(tzinfo=None)
+    return ok(token=tokens().issue(claims(user)), token_type="Bearer",
+              expires_in=tokens().ttl_seconds)
+
+
+def admin_required(*roles: str):
+    """Only a platform admin's token, of one of ``roles`` when given; sets ``g.admin``."""
+    def decorator(view):
+        @wraps(view)
+        def guarded(*args, **kwargs):
+            claims = _bearer_claims()
+            if claims.scope != ADMIN:
+                raise _unauthorized("This endpoint takes a platform admin's token.")
+            admin = main_session().get(AdminUser, claims.user_id)
+            if admin is None or not admin.is_active:
+                raise _unauthorized()
+            if roles and admin.role not in roles:
+                raise ApiError(403, "forbidden", f"Your role ({admin.role}) cannot do this.")
+            g.admin = admin
+            return view(*args, **kwargs)
+        return guarded
+    return decorator
+
+
+def tenant_user_required(*roles: str):
+    """Only a token of this tenant's user (of one of ``roles`` when given); sets ``g.user``."""
+    def decorator(view):
+        @wraps(view)
+        def guarded(*args, **kwargs):
+            claims, tenant = _bearer_claims(), current_tenant()
+            if claims.scope != TENANT or claims.tenant_id != tenant.id \
+                    or claims.tenant_db != tenant.db_name:
+                raise _unauthorized("This token is not for this tenant.")
+            user = tenant_session().get(User, claims.user_id)
+            if user is None or not user.is_active:
+                raise _unauthorized()
+            if roles and user.role not in roles:
+                raise ApiError(403, "forbidden", f"Your role ({user.role}) cannot do this.")
+            g.user = user
+            return view(*args, **kwargs)
+        return guarded
+    return decorator
+
+
+admin_bp = APIBlueprint("admin_auth", __name__, url_prefix="/api/admin/auth",
+                        abp_tags=[Tag(name="admin auth")], abp_responses=COMMON_RESPONSES)
+tenant_bp = tenant_blueprint("tenant_auth", __name__, Tag(name="tenant auth"))
+
+
+@admin_bp.post("/login", responses={200: TokenEnvelope})
+def admin_login(body: LoginBody):
+    """Sign a platform admin in; the token opens /api/admin endpoints only."""
+    session = main_session()
+    admin = session.scalar(sa.select(AdminUser).where(AdminUser.email == body.email))
+    response = _login(f"admin:{body.email}", admin, body.password,
+                      lambda user: Claims(scope=ADMIN, user_id=user.id))
+    session.commit()
+    return response
+
+
+@admin_bp.get("/me", security=[{"bearer": []}])
+@admin_required()
+def admin_me():
+    """The signed-in platform admin."""
+    admin = g.admin
+    return ok(admin={"id": admin.id, "email": admin.email, "role": admin.role,
+                     "full_name": admin.full_name})
+
+
+@tenant_bp.post("/auth/login", responses={200: TokenEnvelope})
+def tenant_login(body: LoginBody):
+    """Sign a tenant user in; the token opens this tenant's endpoints only."""
+    tenant, session = current_tenant(), tenant_session()
+    user = session.scalar(sa.select(User).where(User.email == body.email))
+    response = _login(f"tenant:{tenant.id}:{body.email}", user, body.password,
+                      lambda u: Claims(scope=TENANT, user_id=u.id, tenant_id=tenant.id,
+                                       tenant_db=tenant.db_name))
+    session.commit()
+    return response
+
+
+@tenant_bp.get("/auth/me", security=[{"bearer": []}])
+@tenant_user_required()
+def tenant_me():
+    """The signed-in tenant user, and the tenant the request was routed to."""
+    user, tenant = g.user, current_tenant()
+    return ok(user={"id": user.id, "email": user.email, "role": user.role,
+                    "full_name": user.full_name},
+              tenant={"id": tenant.id, "subdomain": tenant.subdomain,
+                      "company_name": tenant.company_name})
+
+
+def init_app(app, settings) -> None:
+    app.extensions["finvera_tokens"] = TokenService(settings.signing_key,
+                                                    settings.token_ttl_seconds)
+    app.extensions["finvera_throttle"] = LoginThrottle()
+    app.register_api(admin_bp)
+    app.register_api(tenant_bp)

@@ -1,0 +1,86 @@
+"""The ``finvera backup`` and ``finvera restore`` commands; ``register(app)`` adds them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+
+from api.db import databases
+from api.tenancy.backends import BackendError
+from api.tenancy.backups import BackupError, backup_database, read_manifest, restore_database
+from api.tenancy.migrations import Tier
+
+TENANTS_NOT_YET = ("backups of tenant databases are not available yet: they need the tenant "
+                   "registry (use --tier main, master or all)")
+
+
+@contextmanager
+def _one_line_errors(action: str) -> Iterator[None]:
+    """Report a failure of ``action`` as one line and a non-zero exit, not a traceback."""
+    try:
+        yield
+    except (BackupError, BackendError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # a server that is down or refuses us
+        raise click.ClickException(f"{action} failed: {type(exc).__name__}: {exc}") from None
+
+
+@click.command("backup")
+@click.option("--tier", type=click.Choice(["main", "master", "tenant", "all"]), default="all",
+              show_default=True, help="Which databases to back up (all: main and master).")
+@click.option("--tenant", "subdomain", default=None, help="Back up this tenant's database.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("backups"), show_default=True, help="Directory for the files.")
+@with_appcontext
+def backup_command(tier: str, subdomain: str | None, out_dir: Path) -> None:
+    """Back up databases: one compressed file per database, each with a manifest beside it."""
+    if tier == Tier.TENANT or subdomain:
+        raise click.ClickException(TENANTS_NOT_YET)
+    dbs = databases()
+    for each_tier, (name, _engine) in dbs.tiers().items():
+        if tier in ("all", each_tier):
+            with _one_line_errors(f"backup of {name}"):
+                path = backup_database(dbs.backend, name, out_dir, tier=each_tier)
+                counts = read_manifest(path).row_counts
+            click.echo(f"{each_tier} ({name}): {path} "
+                       f"({len(counts)} tables, {sum(counts.values())} rows)")
+
+
+@click.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as-database", "target", default=None,
+              help="Restore into this database instead of the one the backup was taken of.")
+@click.option("--as-tenant", "subdomain", default=None,
+              help="Restore a tenant's backup as this tenant.")
+@click.option("--replace", is_flag=True,
+              help="Drop the target database first if it exists (otherwise refused).")
+@with_appcontext
+def restore_command(file: Path, target: str | None, subdomain: str | None,
+                    replace: bool) -> None:
+    """Restore a backup into a new database, checked against its manifest."""
+    if subdomain:
+        raise click.ClickException(TENANTS_NOT_YET)
+    dbs = databases()
+    with _one_line_errors(f"restore of {file.name}"):
+        manifest = read_manifest(file)
+        target = target or manifest.database
+        for tier, (name, _engine) in dbs.tiers().items():
+            if target == name and tier != manifest.tier:
+                raise BackupError(f"{target} is the {tier} database; {file.name} is a backup "
+                                  f"of the {manifest.tier} tier")
+        report = restore_database(dbs.backend, file, target, replace=replace)
+    counts = report.manifest.row_counts
+    click.echo(f"restored {manifest.database} ({manifest.tier}) into {target}"
+               f"{' (replaced)' if report.replaced else ''}: {len(counts)} tables, "
+               f"{sum(counts.values())} rows, as the manifest says")
+
+
+def register(app: Flask) -> None:
+    """Add ``backup`` and ``restore`` to ``app.cli`` (and so to ``finvera``)."""
+    for command in (backup_command, restore_command):
+        app.cli.add_command(command)

@@ -1,0 +1,27 @@
+"""Field types shared by request bodies: checked by pydantic, named in 400 answers."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from api.tenancy.subdomains import check_subdomain
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def check_email(value: str) -> str:
+    """A lower-cased email address of a plausible shape (the mailbox is not contacted)."""
+    value = value.strip().lower()
+    if not EMAIL.match(value):
+        raise ValueError("is not an email address")
+    return value
+
+
+Email = Annotated[str, StringConstraints(max_length=255), AfterValidator(check_email)]
+Subdomain = Annotated[str, AfterValidator(check_subdomain)]
+Password = Annotated[str, Field(min_length=10, max_length=128)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]

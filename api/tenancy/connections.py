@@ -1,0 +1,210 @@
+"""TenantConnectionManager: cached connections to tenant databases, bounded in number.
+
+One SQLAlchemy engine per tenant (its own credentials, when tenants have DB users of their
+own), but a single bound on the DBAPI connections open across all of them: a new connection
+is only made when a slot is free; otherwise the least recently used tenant's idle connections
+are closed to make room, or, when every connection is busy, the caller waits a short,
+configured time and then gets ``PoolExhausted``. Connections idle longer than the idle timeout
+are closed by a reaper thread. Dropped connections are replaced by pre-ping.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from api.tenancy.backends import Backend
+
+
+class PoolExhausted(Exception):
+    """Every allowed connection is busy and none came free in time."""
+
+
+@dataclass(frozen=True)
+class TenantTarget:
+    """Where one tenant's database is and whom to connect as (None: the app's own user)."""
+
+    tenant_id: int
+    database: str
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+class _Slots:
+    """The count of open DBAPI connections, and the condition waiters sleep on."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+        self.condition = threading.Condition()
+        self.counted: set[int] = set()  # ids of the DBAPI connections holding a slot
+
+
+class TenantConnectionManager:
+    """Engines per tenant, all drawing on one bounded set of connections. Thread-safe."""
+
+    def __init__(self, backend: Backend, max_connections: int, *, idle_seconds: float = 300,
+                 checkout_timeout: float = 2.0, connect_timeout: int = 3,
+                 max_engines: int | None = None) -> None:
+        self.backend = backend
+        self.idle_seconds = idle_seconds
+        self.checkout_timeout = checkout_timeout
+        self.connect_timeout = connect_timeout
+        self.max_engines = max_engines or max(64, 4 * max_connections)
+        self._slots = _Slots(max_connections)
+        self._engines: OrderedDict[int, tuple[TenantTarget, Engine, float]] = OrderedDict()
+        self._lock = threading.Lock()  # guards _engines
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
+        self.evictions = 0
+
+    @property
+    def open_connections(self) -> int:
+        return self._slots.open
+
+    @property
+    def cached_engines(self) -> int:
+        return len(self._engines)
+
+    @contextmanager
+    def session(self, target: TenantTarget) -> Iterator[Session]:
+        """A session on the tenant's database; rolled back unless committed, then closed."""
+        with Session(self.engine(target)) as session:
+            yield session
+
+    def engine(self, target: TenantTarget) -> Engine:
+        """The tenant's engine, made on first use; marks the tenant most recently used."""
+        self._start_reaper()
+        with self._lock:
+            cached = self._engines.get(target.tenant_id)
+            if cached and cached[0] == target:
+                self._engines[target.tenant_id] = (target, cached[1], time.monotonic())
+                self._engines.move_to_end(target.tenant_id)
+                return cached[1]
+        engine = self._make_engine(target)
+        with self._lock:
+            stale = self._engines.pop(target.tenant_id, None)
+            self._engines[target.tenant_id] = (target, engine, time.monotonic())
+        if stale:
+            stale[1].dispose()
+        self._trim_engines()
+        return engine
+
+    def evict(self, tenant_id: int) -> None:
+        """Forget a tenant (suspended, deleted, moved): its idle connections close now."""
+        with self._lock:
+            cached = self._engines.pop(tenant_id, None)
+        if cached:
+            cached[1].dispose()
+
+    def dispose(self) -> None:
+        """Close every idle connection and stop the reaper (shutdown, tests)."""
+        self._stop.set()
+        with self._lock:
+            engines = [engine for _, engine, _ in self._engines.values()]
+            self._engines.clear()
+        for engine in engines:
+            engine.dispose()
+
+    def _make_engine(self, target: TenantTarget) -> Engine:
+        engine = self.backend.create_engine(
+            target.database, user=target.user, password=target.password,
+            pool_size=self._slots.limit, max_overflow=0, pool_timeout=self.checkout_timeout,
+            pool_pre_ping=True, connect_args={"connect_timeout": self.connect_timeout})
+        sa.event.listen(engine, "do_connect", self._connect)
+        sa.event.listen(engine.pool, "close", lambda dbapi, _record: self._release(dbapi))
+        sa.event.listen(engine.pool, "close_detached", self._release)
+        sa.event.listen(engine.pool, "checkin", lambda _dbapi, _record: self._notify())
+        return engine
+
+    def _connect(self, dialect, _record, cargs, cparams):
+        """do_connect hook: take a slot (evicting or waiting if need be), then connect."""
+        self._take_slot()
+        try:
+            connection = dialect.connect(*cargs, **cparams)
+        except BaseException:
+            with self._slots.condition:
+                self._slots.open -= 1
+                self._slots.condition.notify()
+            raise
+        with self._slots.condition:
+            self._slots.counted.add(id(connection))
+        return connection
+
+    def _take_slot(self) -> None:
+        slots = self._slots
+        deadline = time.monotonic() + self.checkout_timeout
+        while True:
+            with slots.condition:
+                if slots.open < slots.limit:
+                    slots.open += 1
+                    return
+            if self._close_least_recently_used_idle():
+                continue
+            with slots.condition:
+                remaining = deadline - time.monotonic()
+                if slots.open < slots.limit:
+                    continue
+                if remaining <= 0:
+                    raise PoolExhausted(
+                        f"all {slots.limit} tenant connections are busy")
+                slots.condition.wait(min(remaining, 0.05))
+
+    def _close_least_recently_used_idle(self) -> bool:
+        """Close the idle connections of the least recently used tenant that has any."""
+        with self._lock:
+            candidates = [engine for _, engine, _ in self._engines.values()]
+        for engine in candidates:  # oldest first
+            if engine.pool.checkedin() > 0:
+                engine.pool.dispose()
+                self.evictions += 1
+                return True
+        return False
+
+    def _release(self, dbapi_connection) -> None:
+        with self._slots.condition:
+            if id(dbapi_connection) in self._slots.counted:
+                self._slots.counted.discard(id(dbapi_connection))
+                self._slots.open -= 1
+                self._slots.condition.notify()
+
+    def _notify(self) -> None:
+        with self._slots.condition:
+            self._slots.condition.notify()
+
+    def _trim_engines(self) -> None:
+        """Drop the engines of least recently used tenants beyond max_engines, if unused."""
+        with self._lock:
+            surplus = len(self._engines) - self.max_engines
+            idle = [tenant_id for tenant_id, (_, engine, _) in self._engines.items()
+                    if engine.pool.checkedout() == 0][:max(surplus, 0)]
+            dropped = [self._engines.pop(tenant_id)[1] for tenant_id in idle]
+        for engine in dropped:
+            engine.dispose()
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None:
+            with self._lock:
+                if self._reaper is None:
+                    self._reaper = threading.Thread(target=self._reap, daemon=True,
+                                                    name="tenant-connection-reaper")
+                    self._reaper.start()
+
+    def _reap(self) -> None:
+        """Close the idle connections of tenants unused for longer than idle_seconds."""
+        interval = max(0.05, min(self.idle_seconds / 2, 30))
+        while not self._stop.wait(interval):
+            cutoff = time.monotonic() - self.idle_seconds
+            with self._lock:
+                idle = [engine for _, engine, used in self._engines.values() if used < cutoff]
+            for engine in idle:
+                if engine.pool.checkedin():
+                    engine.pool.dispose()

@@ -1,0 +1,148 @@
+"""Which tenant a request is for, from its Host or X-Tenant-ID, looked up in tenant_master.
+
+Lookups are cached in-process for a short TTL; ``forget`` drops an entry at once (this
+process suspended or deleted the tenant), so other processes see a change within the TTL.
+Only found tenants are cached: a tenant created elsewhere is found on its first request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from api.models.master import TenantMaster
+from api.tenancy.connections import TenantTarget
+from api.tenancy.crypto import ConnectionCipher
+from api.tenancy.subdomains import SUBDOMAIN
+
+MAX_CACHED = 10_000
+
+
+class RoutingError(Exception):
+    """A request that cannot be routed to a tenant; ``code`` says why."""
+
+    code = "tenant_not_found"
+
+
+class TenantRequired(RoutingError):
+    code = "tenant_required"
+
+
+class TenantMismatch(RoutingError):
+    code = "tenant_mismatch"
+
+
+class TenantNotFound(RoutingError):
+    code = "tenant_not_found"
+
+
+class TenantSuspended(RoutingError):
+    code = "tenant_suspended"
+
+
+class TenantProvisioning(RoutingError):
+    code = "tenant_provisioning"
+
+
+@dataclass(frozen=True)
+class TenantRecord:
+    """What a routed request knows of its tenant (from tenant_master, decrypted)."""
+
+    id: int
+    subdomain: str
+    company_name: str
+    status: str
+    db_name: str | None
+    storage_limit_mb: int
+    target: TenantTarget | None  # None until provisioning stored the connection info
+
+
+def host_label(host: str | None, base_domain: str) -> str | None:
+    """The subdomain in a Host header under ``base_domain``; any port, any letter case."""
+    if not host:
+        return None
+    name = host.strip().lower()
+    if not name.endswith("]"):  # not a bare IPv6 literal: drop the port
+        name = name.rsplit(":", 1)[0]
+    name = name.rstrip(".")
+    suffix = "." + base_domain
+    if name.endswith(suffix) and "." not in name[: -len(suffix)]:
+        return name[: -len(suffix)] or None
+    return None
+
+
+class TenantDirectory:
+    """Finds tenants by subdomain or id, with a short in-process cache."""
+
+    def __init__(self, master_engine: Engine, cipher: ConnectionCipher,
+                 ttl_seconds: float) -> None:
+        self._engine, self._cipher, self.ttl = master_engine, cipher, ttl_seconds
+        self._cache: OrderedDict[str, tuple[float, TenantRecord]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def resolve(self, header: str | None, subdomain: str | None) -> TenantRecord:
+        """The tenant a request may be served for, or the RoutingError that says why not.
+
+        ``header`` is X-Tenant-ID (a subdomain or an id), ``subdomain`` the Host's label; when
+        both are given they must name the same tenant.
+        """
+        header = header.strip().lower() if header and header.strip() else None
+        if not header and not subdomain:
+            raise TenantRequired("name the tenant by subdomain (Host) or X-Tenant-ID")
+        tenant = self.find(header or subdomain)
+        if header and subdomain and (tenant is None or tenant.subdomain != subdomain):
+            raise TenantMismatch("the Host and X-Tenant-ID name different tenants")
+        if tenant is None or tenant.status in ("failed", "deleted"):
+            raise TenantNotFound("no such tenant")
+        if tenant.status == "suspended":
+            raise TenantSuspended("this tenant is suspended")
+        if tenant.status == "provisioning" or tenant.target is None:
+            raise TenantProvisioning("this tenant is still being created")
+        return tenant
+
+    def find(self, key: str) -> TenantRecord | None:
+        """A tenant by subdomain or numeric id (cached), or None."""
+        if key.isdigit() and len(key) <= 12:
+            where = TenantMaster.id == int(key)
+        elif SUBDOMAIN.match(key):
+            where = TenantMaster.subdomain == key
+        else:
+            return None  # cannot be a tenant: no query is made
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached and cached[0] > now:
+                self._cache.move_to_end(key)
+                return cached[1]
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(TenantMaster).where(where)).first()
+        if row is None:
+            return None
+        tenant = self._record(row._mapping)
+        with self._lock:
+            self._cache[key] = (now + self.ttl, tenant)
+            while len(self._cache) > MAX_CACHED:
+                self._cache.popitem(last=False)
+        return tenant
+
+    def forget(self, tenant_id: int) -> None:
+        """Drop every cached entry of a tenant, so this process sees its change at once."""
+        with self._lock:
+            for key in [k for k, (_, t) in self._cache.items() if t.id == tenant_id]:
+                del self._cache[key]
+
+    def _record(self, row) -> TenantRecord:
+        target = None
+        if row["db_connection_encrypted"]:
+            info = self._cipher.decrypt(row["db_connection_encrypted"])
+            target = TenantTarget(tenant_id=row["id"], database=info["database"],
+                                  user=info.get("user"), password=info.get("password"))
+        return TenantRecord(id=row["id"], subdomain=row["subdomain"],
+                            company_name=row["company_name"], status=row["status"],
+                            db_name=row["db_name"], storage_limit_mb=row["storage_limit_mb"],
+                            target=target)

@@ -1,0 +1,52 @@
+"""The seed's request flow for tenant endpoints: resolve the tenant, then open its session.
+
+``g.tenant`` is the tenant (req.tenant in the seed) and ``tenant_session()`` a session on its
+database (req.tenantModels), opened on first use and rolled back and closed at teardown.
+Platform endpoints never call these, so they never open a tenant database.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+from flask_openapi3 import APIBlueprint, Tag
+from sqlalchemy.orm import Session
+
+from api.db import databases
+from api.errors import COMMON_RESPONSES
+from api.tenancy.routing import TenantRecord, host_label
+
+
+def load_tenant() -> None:
+    """before_request: find the request's tenant or fail closed (RoutingError)."""
+    dbs = databases()
+    g.tenant = dbs.directory.resolve(request.headers.get("X-Tenant-ID"),
+                                     host_label(request.host, dbs.settings.base_domain))
+
+
+def current_tenant() -> TenantRecord:
+    return g.tenant
+
+
+def tenant_session() -> Session:
+    """The request's session on its tenant's database, opened on first use."""
+    if "tenant_session" not in g:
+        g.tenant_session = Session(databases().connections.engine(g.tenant.target))
+    return g.tenant_session
+
+
+def close_tenant_session(_error: BaseException | None = None) -> None:
+    session = g.pop("tenant_session", None)
+    if session is not None:
+        session.close()
+
+
+def tenant_blueprint(name: str, import_name: str, tag: Tag) -> APIBlueprint:
+    """An API blueprint whose every request is routed to a tenant first."""
+    bp = APIBlueprint(name, import_name, url_prefix="/api", abp_tags=[tag],
+                      abp_responses=COMMON_RESPONSES)
+    bp.before_request(load_tenant)
+    return bp
+
+
+def init_app(app: Flask) -> None:
+    app.teardown_appcontext(close_tenant_session)
