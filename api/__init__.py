@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import jsonify
 from flask_openapi3 import Info, OpenAPI
 
-from api import auth, commands, db, errors, health, tenant_request
+from api import auth, backup_commands, commands, db, errors, health, tenant_request
 from api.config import Settings, load_settings
 from api.platform import tenants
 from api.tenancy.databases import Databases
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     tenant_request.init_app(app)
     errors.register_error_handlers(app)
     commands.register(app)
+    backup_commands.register(app)
     app.register_api(health.bp)
     auth.init_app(app, settings)
     app.register_api(tenants.bp)

@@ -14,9 +14,10 @@ from api.db import databases
 from api.tenancy.backends import BackendError
 from api.tenancy.backups import BackupError, backup_database, read_manifest, restore_database
 from api.tenancy.migrations import Tier
+from api.tenancy.provisioning import live_tenants
 
-TENANTS_NOT_YET = ("backups of tenant databases are not available yet: they need the tenant "
-                   "registry (use --tier main, master or all)")
+AS_TENANT_NOT_YET = ("--as-tenant is not available yet; restore with --as-database into a "
+                     "new database instead")
 
 
 @contextmanager
@@ -32,23 +33,28 @@ def _one_line_errors(action: str) -> Iterator[None]:
 
 @click.command("backup")
 @click.option("--tier", type=click.Choice(["main", "master", "tenant", "all"]), default="all",
-              show_default=True, help="Which databases to back up (all: main and master).")
+              show_default=True,
+              help="Which databases to back up (all: main, master and every live tenant).")
 @click.option("--tenant", "subdomain", default=None, help="Back up this tenant's database.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("backups"), show_default=True, help="Directory for the files.")
 @with_appcontext
 def backup_command(tier: str, subdomain: str | None, out_dir: Path) -> None:
     """Back up databases: one compressed file per database, each with a manifest beside it."""
-    if tier == Tier.TENANT or subdomain:
-        raise click.ClickException(TENANTS_NOT_YET)
     dbs = databases()
-    for each_tier, (name, _engine) in dbs.tiers().items():
-        if tier in ("all", each_tier):
-            with _one_line_errors(f"backup of {name}"):
-                path = backup_database(dbs.backend, name, out_dir, tier=each_tier)
-                counts = read_manifest(path).row_counts
-            click.echo(f"{each_tier} ({name}): {path} "
-                       f"({len(counts)} tables, {sum(counts.values())} rows)")
+    jobs = [(each_tier, name, None) for each_tier, (name, _engine) in dbs.tiers().items()
+            if tier in ("all", each_tier) and not subdomain]
+    if tier in ("all", Tier.TENANT) or subdomain:
+        tenants = live_tenants(dbs, [subdomain] if subdomain else None)
+        if subdomain and not tenants:
+            raise click.ClickException(f"no active or suspended tenant {subdomain!r}")
+        jobs += [(Tier.TENANT, tenant.db_name, tenant.subdomain) for tenant in tenants]
+    for each_tier, name, tenant in jobs:
+        with _one_line_errors(f"backup of {name}"):
+            path = backup_database(dbs.backend, name, out_dir, tier=each_tier, tenant=tenant)
+            counts = read_manifest(path).row_counts
+        click.echo(f"{each_tier} ({tenant or name}): {path} "
+                   f"({len(counts)} tables, {sum(counts.values())} rows)")
 
 
 @click.command("restore")
@@ -64,7 +70,7 @@ def restore_command(file: Path, target: str | None, subdomain: str | None,
                     replace: bool) -> None:
     """Restore a backup into a new database, checked against its manifest."""
     if subdomain:
-        raise click.ClickException(TENANTS_NOT_YET)
+        raise click.ClickException(AS_TENANT_NOT_YET)
     dbs = databases()
     with _one_line_errors(f"restore of {file.name}"):
         manifest = read_manifest(file)

@@ -224,6 +224,15 @@ def _compensate(dbs: Databases, tenant_id: int, made: dict[str, str], reason: st
         log.exception("compensation of tenant %s failed; run finvera tenants repair", tenant_id)
 
 
+def live_tenants(dbs: Databases, subdomains: list[str] | None = None) -> list[TenantMaster]:
+    """Active and suspended tenants (those named, when given), by subdomain."""
+    query = sa.select(TenantMaster).where(TenantMaster.status.in_(LIVE_STATUSES))
+    if subdomains is not None:
+        query = query.where(TenantMaster.subdomain.in_(subdomains))
+    with Session(dbs.master_engine) as session:
+        return list(session.scalars(query.order_by(TenantMaster.subdomain)))
+
+
 def drop_tenant_database(dbs: Databases, name: str) -> bool:
     """Drop a tenant database, refusing one that an active or suspended tenant points to."""
     if not name.startswith(dbs.settings.tenant_db_prefix):
