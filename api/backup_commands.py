@@ -14,7 +14,7 @@ from api.db import databases
 from api.tenancy.backends import BackendError
 from api.tenancy.backups import BackupError, backup_database, read_manifest, restore_database
 from api.tenancy.migrations import Tier
-from api.tenancy.provisioning import live_tenants
+from api.tenancy.registry import live_tenants
 
 AS_TENANT_NOT_YET = ("--as-tenant is not available yet; restore with --as-database into a "
                      "new database instead")

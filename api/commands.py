@@ -8,15 +8,26 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 from gunicorn.app.base import BaseApplication
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.db import databases
 from api.models.main import AdminRole, AdminUser
+from api.platform.tenants import TenantCreate
 from api.schemas import check_email
 from api.security import MIN_PASSWORD_LENGTH, hash_password
 from api.tenancy.backends import BackendError
 from api.tenancy.migrations import apply_migrations, pending_ids
+from api.tenancy.provisioning import (
+    ProvisioningError,
+    SignUp,
+    SignUpInvalid,
+    TenantConflict,
+    provision_tenant,
+    repair,
+)
+from api.tenancy.registry import rotate_connection_keys
 
 
 class GunicornServer(BaseApplication):
@@ -136,7 +147,83 @@ def create_admin_user(email: str, role: str, full_name: str | None) -> None:
         click.echo(f"created admin user {email} (id {user.id}, role {role})")
 
 
+@click.group("tenants")
+def tenants_group() -> None:
+    """Create tenants and clean up after sign-ups that did not finish."""
+
+
+@tenants_group.command("create")
+@click.option("--company-name", required=True)
+@click.option("--subdomain", required=True)
+@click.option("--email", required=True, help="The tenant admin's email.")
+@click.option("--plan", default=None)
+@click.option("--referral-code", default=None)
+@click.option("--password-stdin", is_flag=True,
+              help="Read the admin's password from stdin instead of generating one.")
+@with_appcontext
+def create_tenant_command(company_name, subdomain, email, plan, referral_code, password_stdin):
+    """Create a tenant, as POST /api/admin/tenants does (same rules); prints a generated
+    password once."""
+    _initialize()
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    try:
+        body = TenantCreate(company_name=company_name, subdomain=subdomain, email=email,
+                            plan=plan, referral_code=referral_code, admin_password=password)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]
+        field = str(problem["loc"][0]) if problem["loc"] else "input"
+        raise click.ClickException(f"{field.replace('_', '-')}: {problem['msg']}") from None
+    try:
+        result = provision_tenant(databases(), SignUp(**body.model_dump()))
+    except (SignUpInvalid, TenantConflict) as exc:
+        raise click.ClickException(str(exc)) from None
+    except ProvisioningError as exc:
+        raise click.ClickException(f"{exc}; run `finvera tenants repair {subdomain}` "
+                                   "or retry the same command") from None
+    tenant = result.tenant
+    click.echo(f"created tenant {tenant.subdomain} (id {tenant.id}, database {tenant.db_name})")
+    if result.generated_password:
+        click.echo(f"admin {result.admin_email} password: {result.generated_password}")
+
+
+@tenants_group.command("repair")
+@click.argument("subdomains", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every tenant, and look for orphans.")
+@click.option("--drop-orphans", is_flag=True,
+              help="Drop tenant databases and DB users that no live tenant owns.")
+@with_appcontext
+def repair_tenants_command(subdomains, everything, drop_orphans):
+    """Clean tenants left in provisioning or failed; list or drop orphans."""
+    if bool(subdomains) == everything:
+        raise click.UsageError("name tenants by subdomain, or give --all")
+    if drop_orphans and not everything:
+        raise click.UsageError("--drop-orphans goes with --all")
+    report = repair(databases(), list(subdomains) or None, drop_orphans=drop_orphans)
+    for subdomain, dropped in report.cleaned.items():
+        click.echo(f"cleaned {subdomain}: " + (", ".join(dropped) or "nothing left to drop")
+                   + "; status failed, the same sign-up can be retried")
+    for subdomain in report.in_progress:
+        click.echo(f"skipped {subdomain}: its sign-up is still running")
+    for name in report.orphan_databases:
+        click.echo(f"orphan database {name}" + (" dropped" if name in report.dropped else ""))
+    for name in report.dropped:
+        if name not in report.orphan_databases:
+            click.echo(f"dropped DB user {name}")
+    if not (report.cleaned or report.in_progress or report.orphan_databases or report.dropped):
+        click.echo("nothing to repair")
+
+
+@click.command("rotate-key")
+@with_appcontext
+def rotate_key_command() -> None:
+    """Re-encrypt every tenant's connection info with the first ENCRYPTION_KEY."""
+    count = rotate_connection_keys(databases())
+    click.echo(f"re-encrypted the connection info of {count} tenants with the first key; "
+               "older keys can now be removed from ENCRYPTION_KEY")
+
+
 def register(app: Flask) -> None:
     """Add the platform's commands to ``app.cli`` (and so to ``finvera``)."""
-    for command in (init_command, serve_command, migrate_command, admin_group):
+    for command in (init_command, serve_command, migrate_command, admin_group, tenants_group,
+                    rotate_key_command):
         app.cli.add_command(command)

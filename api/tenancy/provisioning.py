@@ -28,13 +28,13 @@ from api.security import hash_password
 from api.tenancy.backends import BackendError, LockTimeout
 from api.tenancy.databases import Databases
 from api.tenancy.migrations import Tier, apply_migrations
+from api.tenancy.registry import LIVE_STATUSES
 from api.tenancy.subdomains import database_name
 
 log = logging.getLogger(__name__)
 
 STEPS = ("create_database", "create_user", "migrate", "create_admin", "store_connection",
          "activate")
-LIVE_STATUSES = ("active", "suspended")
 
 
 @dataclass(frozen=True)
@@ -222,15 +222,6 @@ def _compensate(dbs: Databases, tenant_id: int, made: dict[str, str], reason: st
         _update(dbs, tenant_id, status="failed", status_reason=reason)
     except Exception:  # the row stays in provisioning: `finvera tenants repair` finishes this
         log.exception("compensation of tenant %s failed; run finvera tenants repair", tenant_id)
-
-
-def live_tenants(dbs: Databases, subdomains: list[str] | None = None) -> list[TenantMaster]:
-    """Active and suspended tenants (those named, when given), by subdomain."""
-    query = sa.select(TenantMaster).where(TenantMaster.status.in_(LIVE_STATUSES))
-    if subdomains is not None:
-        query = query.where(TenantMaster.subdomain.in_(subdomains))
-    with Session(dbs.master_engine) as session:
-        return list(session.scalars(query.order_by(TenantMaster.subdomain)))
 
 
 def drop_tenant_database(dbs: Databases, name: str) -> bool:
