@@ -1,0 +1,149 @@
+"""200 tenants behind a bound of 10 connections, on the real MariaDB: MariaDB's own count of
+this process's tenant connections never passes the bound, and every answer comes from the
+tenant asked."""
+
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import sqlalchemy as sa
+
+from api import create_app
+from api.config import load_settings
+from api.tenancy.provisioning import SignUp, provision_tenant
+from api.tenancy.tokens import TENANT, Claims
+from tests.conftest import mysql_environment
+
+TENANTS, BOUND, THREADS, REQUESTS = 200, 10, 8, 1200
+
+
+class ProcesslistSampler(threading.Thread):
+    """Counts, as MariaDB sees them, connections open on databases with a given prefix."""
+
+    def __init__(self, server, prefix):
+        super().__init__(daemon=True)
+        self.conn = server.connect()
+        self.like = prefix.replace("_", r"\_") + "%"
+        self.peak, self.samples = 0, 0
+        self.stop = threading.Event()
+
+    def run(self):
+        with self.conn.cursor() as cur:
+            while not self.stop.is_set():
+                cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                            "WHERE DB LIKE %s", (self.like,))
+                self.peak = max(self.peak, cur.fetchone()[0])
+                self.samples += 1
+        self.conn.close()
+
+
+@pytest.fixture(scope="module")
+def crowded_app(mysql_server):
+    env = mysql_environment(mysql_server, MAX_TENANT_CONNECTIONS=str(BOUND))
+    app = create_app(load_settings(env))
+    dbs = app.extensions["finvera"]
+    dbs.initialize()
+
+    def sign_up(number):
+        subdomain = f"t{number:03d}"
+        return provision_tenant(dbs, SignUp(f"Company {number}", subdomain,
+                                            f"owner@{subdomain}.in",
+                                            admin_password="not used here")).tenant
+
+    with ThreadPoolExecutor(4) as pool:
+        tenants = list(pool.map(sign_up, range(TENANTS)))
+    yield app, tenants
+    dbs.dispose()
+
+
+@pytest.mark.mysql
+def test_connections_stay_under_the_bound_and_answers_stay_with_their_tenant(
+        mysql_server, crowded_app):
+    app, tenants = crowded_app
+    dbs, tokens = app.extensions["finvera"], app.extensions["finvera_tokens"]
+    headers = {t.id: {"Authorization": "Bearer " + tokens.issue(
+        Claims(scope=TENANT, user_id=1, tenant_id=t.id, tenant_db=t.db_name)),
+        "X-Tenant-ID": t.subdomain} for t in tenants}
+    sampler = ProcesslistSampler(mysql_server, dbs.settings.tenant_db_prefix)
+    sampler.start()
+    wrong, errors, peak_seen_by_manager = [], [], [0]
+
+    def client_thread(seed):
+        client, rng = app.test_client(), random.Random(seed)
+        for _ in range(REQUESTS // THREADS):
+            tenant = tenants[min(int(rng.paretovariate(1.2)) - 1, TENANTS - 1)
+                             if rng.random() < 0.5 else rng.randrange(TENANTS)]
+            response = client.get("/api/auth/me", headers=headers[tenant.id])
+            peak_seen_by_manager[0] = max(peak_seen_by_manager[0],
+                                          dbs.connections.open_connections)
+            if response.status_code != 200:
+                errors.append((response.status_code, response.json))
+            elif (response.json["data"]["tenant"]["subdomain"] != tenant.subdomain
+                  or response.json["data"]["user"]["email"] != f"owner@{tenant.subdomain}.in"):
+                wrong.append((tenant.subdomain, response.json["data"]))
+
+    threads = [threading.Thread(target=client_thread, args=(seed,)) for seed in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sampler.stop.set()
+    sampler.join()
+
+    print(f"\n{REQUESTS} requests over {TENANTS} tenants, bound {BOUND}: "
+          f"peak {sampler.peak} connections seen by MariaDB over {sampler.samples} samples, "
+          f"peak {peak_seen_by_manager[0]} counted by the manager, "
+          f"{dbs.connections.evictions} evictions, {len(errors)} errors, {len(wrong)} wrong")
+    assert wrong == []
+    assert errors == []
+    assert sampler.samples > 10
+    assert sampler.peak <= BOUND
+    assert peak_seen_by_manager[0] <= BOUND
+    assert dbs.connections.evictions > 0  # the bound was really exercised
+    assert len({t.db_name for t in tenants}) == TENANTS
+
+
+@pytest.mark.mysql
+def test_when_every_connection_is_busy_a_request_gets_503_soon(crowded_app):
+    app, tenants = crowded_app
+    dbs = app.extensions["finvera"]
+    held = []
+    try:
+        for tenant in tenants[:BOUND]:  # hold every allowed connection
+            connection = dbs.connections.engine(dbs.directory.find(tenant.subdomain).target)
+            held.append(connection.connect())
+        assert dbs.connections.open_connections == BOUND
+        tokens = app.extensions["finvera_tokens"]
+        last = tenants[-1]
+        token = tokens.issue(Claims(scope=TENANT, user_id=1, tenant_id=last.id,
+                                    tenant_db=last.db_name))
+        response = app.test_client().get("/api/auth/me", headers={
+            "Authorization": f"Bearer {token}", "X-Tenant-ID": last.subdomain})
+        assert response.status_code == 503
+        assert response.json["error"]["code"] == "database_busy"
+        assert response.headers["Retry-After"] == "1"
+    finally:
+        for connection in held:
+            connection.close()
+    assert dbs.connections.open_connections <= BOUND
+
+
+@pytest.mark.mysql
+def test_idle_connections_close_after_the_idle_timeout(mysql_server):
+    env = mysql_environment(mysql_server, TENANT_IDLE_SECONDS="1")
+    app = create_app(load_settings(env))
+    dbs = app.extensions["finvera"]
+    dbs.initialize()
+    try:
+        provision_tenant(dbs, SignUp("Idle", "idle", "o@idle.in"))
+        with dbs.connections.session(dbs.directory.find("idle").target) as session:
+            assert session.execute(sa.text("SELECT 1")).scalar() == 1
+        assert dbs.connections.open_connections == 1
+        for _ in range(100):  # the reaper looks every half idle period
+            if dbs.connections.open_connections == 0:
+                break
+            threading.Event().wait(0.05)
+        assert dbs.connections.open_connections == 0
+    finally:
+        dbs.dispose()
