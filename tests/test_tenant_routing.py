@@ -221,3 +221,49 @@ def test_requests_that_name_no_valid_tenant_fail_closed(client, two_tenants, hea
                            headers=headers)
     assert response.json["error"]["code"] == code
     assert response.status_code in (400, 404)
+
+
+def test_platform_endpoints_never_open_a_tenant_database(app, client, admin_headers):
+    assert create_tenant(client, admin_headers, "acme").status_code == 201
+    assert client.get("/api/admin/auth/me", headers=admin_headers).status_code == 200
+    connections = app.extensions["finvera"].connections
+    assert (connections.cached_engines, connections.open_connections) == (0, 0)
+
+
+def test_an_oversized_sign_up_is_413_and_changes_nothing(app, client, admin_headers):
+    before = counts(app)
+    response = client.post("/api/admin/tenants", headers=admin_headers, json={
+        "company_name": "x" * (2 * 1024 * 1024), "subdomain": "acme", "email": "o@acme.in"})
+    assert response.status_code == 413 and response.json["error"]["code"] == "payload_too_large"
+    assert counts(app) == before
+
+
+@pytest.mark.mysql
+def test_with_separate_users_requests_run_as_the_tenants_own_user(mysql_server):
+    from api import create_app
+    from api.config import load_settings
+    from tests.conftest import mysql_environment
+
+    app = create_app(load_settings(mysql_environment(mysql_server,
+                                                     USE_SEPARATE_DB_USERS="true")))
+    dbs = app.extensions["finvera"]
+    dbs.initialize()
+    try:
+        add_admin(app)
+        client = app.test_client()
+        token = login(client, "/api/admin/auth/login", "root@finvera.in", ADMIN_PASSWORD)
+        headers = {"Authorization": f"Bearer {token.json['data']['token']}"}
+        tenant = create_tenant(client, headers, "acme", admin_password="tenant password")
+        assert tenant.status_code == 201
+        signed_in = login(client, "/api/auth/login", "owner@acme.in", "tenant password",
+                          **{"X-Tenant-ID": "acme"})
+        assert signed_in.status_code == 200
+        target = dbs.directory.find("acme").target
+        assert target.user and target.user != dbs.settings.db_user
+        with dbs.connections.session(target) as session:
+            current = session.execute(sa.text("SELECT CURRENT_USER()")).scalar()
+        assert current.split("@")[0] == target.user
+    finally:
+        for name in dbs.backend.list_databases(dbs.settings.tenant_db_prefix):
+            dbs.backend.drop_database(name)
+        dbs.dispose()
