@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import jsonify
 from flask_openapi3 import Info, OpenAPI
 
-from api import auth, backup_commands, commands, db, errors, health, tenant_request
+from api import auth, backup_commands, commands, db, errors, health, responses, tenant_request
+from api.accounting import chart
 from api.config import Settings, load_settings
 from api.platform import tenants
 from api.tenancy.databases import Databases
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         validation_error_callback=errors.validation_error_response,
     )
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json = responses.DecimalJSONProvider(app)
     app.json.sort_keys = False
     db.init_app(app, Databases(settings))
     tenant_request.init_app(app)
@@ -39,5 +41,6 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.register_api(health.bp)
     auth.init_app(app, settings)
     app.register_api(tenants.bp)
+    app.register_api(chart.bp)
     app.add_url_rule("/api/openapi.json", "openapi_document", lambda: jsonify(app.api_doc))
     return app

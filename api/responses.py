@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+
 from flask import jsonify
+from flask.json.provider import DefaultJSONProvider
 from flask.wrappers import Response
+
+
+class DecimalJSONProvider(DefaultJSONProvider):
+    """Parse JSON numbers with a fraction as Decimal, so no amount ever passes through float."""
+
+    def loads(self, s, **kwargs):
+        kwargs.setdefault("parse_float", Decimal)
+        return json.loads(s, **kwargs)
 
 
 def ok(http_status: int = 200, /, **data) -> tuple[Response, int]:

@@ -1,0 +1,42 @@
+"""Request field types of the tenant API, built on the pure rules in ``rules.py``.
+
+Amounts arrive as decimal strings or JSON numbers (parsed as Decimal, never float) and become
+integer paise; identifiers come back canonical. A broken rule is a 400 naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, PlainValidator, StringConstraints, WithJsonSchema
+
+from api.accounting import rules
+
+DECIMAL_SCHEMA = {"anyOf": [{"type": "string", "pattern": r"^[+-]?[0-9]+(\.[0-9]+)?$"},
+                            {"type": "number"}]}
+
+
+def _positive_paise(value: Any) -> int:
+    paise = rules.to_paise(value)
+    if paise <= 0:
+        raise ValueError("must be more than zero")
+    return paise
+
+
+def _non_negative_paise(value: Any) -> int:
+    paise = rules.to_paise(value)
+    if paise < 0:
+        raise ValueError("must not be negative")
+    return paise
+
+
+Paise = Annotated[int, PlainValidator(_non_negative_paise), WithJsonSchema(DECIMAL_SCHEMA)]
+PositivePaise = Annotated[int, PlainValidator(_positive_paise), WithJsonSchema(DECIMAL_SCHEMA)]
+BasisPoints = Annotated[int, PlainValidator(rules.to_basis_points),
+                        WithJsonSchema(DECIMAL_SCHEMA)]
+Milli = Annotated[int, PlainValidator(rules.to_milli), WithJsonSchema(DECIMAL_SCHEMA)]
+GSTIN = Annotated[str, StringConstraints(max_length=15), AfterValidator(rules.validate_gstin)]
+PAN = Annotated[str, StringConstraints(max_length=10), AfterValidator(rules.validate_pan)]
+StateCode = Annotated[str, StringConstraints(max_length=2),
+                      AfterValidator(rules.validate_state_code)]
+HSNSAC = Annotated[str, StringConstraints(max_length=8), AfterValidator(rules.validate_hsn_sac)]
