@@ -34,7 +34,14 @@ Paise = Annotated[int, PlainValidator(_non_negative_paise), WithJsonSchema(DECIM
 PositivePaise = Annotated[int, PlainValidator(_positive_paise), WithJsonSchema(DECIMAL_SCHEMA)]
 BasisPoints = Annotated[int, PlainValidator(rules.to_basis_points),
                         WithJsonSchema(DECIMAL_SCHEMA)]
-Milli = Annotated[int, PlainValidator(rules.to_milli), WithJsonSchema(DECIMAL_SCHEMA)]
+def _positive_milli(value: Any) -> int:
+    milli = rules.to_milli(value)
+    if milli <= 0:
+        raise ValueError("must be more than zero")
+    return milli
+
+
+PositiveMilli = Annotated[int, PlainValidator(_positive_milli), WithJsonSchema(DECIMAL_SCHEMA)]
 GSTIN = Annotated[str, StringConstraints(max_length=15), AfterValidator(rules.validate_gstin)]
 PAN = Annotated[str, StringConstraints(max_length=10), AfterValidator(rules.validate_pan)]
 StateCode = Annotated[str, StringConstraints(max_length=2),

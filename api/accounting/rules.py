@@ -159,7 +159,7 @@ def format_basis_points(basis_points: int) -> str:
     return _format_units(basis_points, 2)
 
 
-def _divide_half_up(numerator: int, denominator: int) -> int:
+def divide_half_up(numerator: int, denominator: int) -> int:
     """``numerator / denominator`` rounded to the nearest int, halves up; both non-negative."""
     return (2 * numerator + denominator) // (2 * denominator)
 
@@ -310,9 +310,9 @@ def gst_split(taxable_paise: int, rate_bp: int, intra_state: bool) -> tuple[int,
     if not 0 <= rate_bp <= BASIS_POINTS_PER_UNIT:
         raise RuleError("rate_bp", "must be between 0 and 100%")
     if intra_state:
-        half = _divide_half_up(taxable_paise * rate_bp, 2 * BASIS_POINTS_PER_UNIT)
+        half = divide_half_up(taxable_paise * rate_bp, 2 * BASIS_POINTS_PER_UNIT)
         return half, half, 0
-    return 0, 0, _divide_half_up(taxable_paise * rate_bp, BASIS_POINTS_PER_UNIT)
+    return 0, 0, divide_half_up(taxable_paise * rate_bp, BASIS_POINTS_PER_UNIT)
 
 
 def closing_balance(opening_paise: int, opening_type: str, debits: int,

@@ -93,6 +93,17 @@ class Voucher(Timestamps, TenantBase):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
+class VoucherSequence(TenantBase):
+    """The last number given per voucher type and financial year (numbers have no gaps)."""
+
+    __tablename__ = "voucher_sequences"
+
+    voucher_type_id: Mapped[int] = mapped_column(ForeignKey("voucher_types.id"),
+                                                 primary_key=True)
+    financial_year: Mapped[str] = mapped_column(String(7), primary_key=True)
+    last_number: Mapped[int]
+
+
 class VoucherLedgerEntry(TenantBase):
     __tablename__ = "voucher_ledger_entries"
 

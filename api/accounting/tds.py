@@ -1,0 +1,147 @@
+"""TDS (tax deducted at source) recorded against vouchers: section, rate, base and tax amounts."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import sqlalchemy as sa
+from flask_openapi3 import Tag
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from api.accounting.audit import audit
+from api.accounting.chart import BOOKKEEPERS, SECURITY, IdPath, get_or_404
+from api.accounting.fields import PAN, BasisPoints, Paise, PositivePaise
+from api.accounting.gst import posted_voucher
+from api.accounting.rules import (
+    BASIS_POINTS_PER_UNIT,
+    _divide_half_up,
+    format_basis_points,
+    format_paise,
+)
+from api.auth import tenant_user_required
+from api.errors import ApiError
+from api.listing import PageQuery, paginate
+from api.models.tenant import Ledger, TDSDetail
+from api.responses import ok
+from api.tenant_request import tenant_blueprint, tenant_session
+
+bp = tenant_blueprint("tds", __name__, Tag(name="TDS"))
+
+# The TDS sections of the Income-tax Act, 1961 a deduction may cite.
+SECTIONS = {
+    "192": "Salary", "192A": "Provident fund withdrawals", "193": "Interest on securities",
+    "194": "Dividends", "194A": "Interest other than on securities",
+    "194B": "Lottery and crossword winnings", "194BA": "Online game winnings",
+    "194BB": "Horse race winnings", "194C": "Contractors", "194D": "Insurance commission",
+    "194DA": "Life insurance payouts", "194E": "Non-resident sportsmen and associations",
+    "194EE": "National Savings Scheme deposits", "194G": "Lottery ticket commission",
+    "194H": "Commission and brokerage", "194I": "Rent", "194IA": "Immovable property purchase",
+    "194IB": "Rent paid by individuals and HUFs", "194IC": "Joint development agreements",
+    "194J": "Professional and technical fees", "194K": "Mutual fund units",
+    "194LA": "Compensation on compulsory acquisition", "194LB": "Infrastructure debt fund interest",
+    "194LBA": "Business trust income", "194LBB": "Investment fund units",
+    "194LBC": "Securitisation trust income", "194LC": "Interest on foreign borrowings",
+    "194M": "Contract work, commission and fees paid by individuals and HUFs",
+    "194N": "Cash withdrawals", "194O": "E-commerce operators", "194P": "Senior citizens",
+    "194Q": "Purchase of goods", "194R": "Business perquisites",
+    "194S": "Virtual digital assets", "194T": "Partners' remuneration and interest",
+    "195": "Other payments to non-residents", "196A": "Non-residents' mutual fund income",
+    "196B": "Offshore fund units", "196C": "Foreign currency bonds and GDRs",
+    "196D": "Foreign institutional investors' securities income",
+}
+
+
+def _section(text: str) -> str:
+    section = text.strip().upper()
+    if section not in SECTIONS:
+        raise ValueError("is not a TDS section (192 to 196D, like 194C or 194J)")
+    return section
+
+
+Section = Annotated[str, Field(max_length=8), AfterValidator(_section)]
+
+
+class TDSQuery(PageQuery):
+    voucher_id: int | None = None
+    section: Section | None = None
+    date_from: date | None = Field(None, alias="from")
+    date_to: date | None = Field(None, alias="to")
+
+
+class TDSCreate(BaseModel):
+    """A deduction; ``tds_amount`` defaults to ``base_amount * rate``, half-up to the paisa."""
+
+    model_config = ConfigDict(extra="forbid")
+    voucher_id: int = Field(ge=1, le=2**31 - 1)
+    section: Section
+    rate: BasisPoints
+    base_amount: PositivePaise
+    tds_amount: Paise | None = None
+    deductee_pan: PAN
+    deductee_ledger_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    deducted_on: date
+
+
+def tds_json(row: TDSDetail) -> dict:
+    return {"id": row.id, "voucher_id": row.voucher_id, "section": row.section,
+            "section_name": SECTIONS.get(row.section), "rate": format_basis_points(row.rate_bp),
+            "base_amount": format_paise(row.base_amount_paise),
+            "tds_amount": format_paise(row.tds_amount_paise), "deductee_pan": row.deductee_pan,
+            "deductee_ledger_id": row.deductee_ledger_id,
+            "deducted_on": row.deducted_on.isoformat()}
+
+
+def _invalid(field: str, problem: str) -> ApiError:
+    return ApiError(400, "validation_error", "Some fields are not valid.", {field: problem})
+
+
+@bp.get("/tds-details", security=SECURITY)
+@tenant_user_required()
+def list_tds(query: TDSQuery):
+    """Deductions by date, filtered by voucher, section or a date range (both ends included)."""
+    select = sa.select(TDSDetail).order_by(TDSDetail.deducted_on, TDSDetail.id)
+    if query.voucher_id is not None:
+        select = select.where(TDSDetail.voucher_id == query.voucher_id)
+    if query.section is not None:
+        select = select.where(TDSDetail.section == query.section)
+    if query.date_from is not None:
+        select = select.where(TDSDetail.deducted_on >= query.date_from)
+    if query.date_to is not None:
+        select = select.where(TDSDetail.deducted_on <= query.date_to)
+    rows, total = paginate(tenant_session(), select, query)
+    return ok(tds_details=[tds_json(row) for row in rows], total=total)
+
+
+@bp.post("/tds-details", security=SECURITY, responses={201: None})
+@tenant_user_required(*BOOKKEEPERS)
+def create_tds(body: TDSCreate):
+    """A deduction against a posted voucher, and the deductee's ledger when given."""
+    session = tenant_session()
+    posted_voucher(body.voucher_id)
+    if body.deductee_ledger_id is not None:
+        ledger = session.get(Ledger, body.deductee_ledger_id)
+        if ledger is None:
+            raise _invalid("deductee_ledger_id", f"no ledger with id {body.deductee_ledger_id}")
+        if ledger.pan and ledger.pan != body.deductee_pan:
+            raise _invalid("deductee_pan", f"does not match the ledger's PAN ({ledger.pan})")
+    tds_paise = body.tds_amount
+    if tds_paise is None:
+        tds_paise = _divide_half_up(body.base_amount * body.rate, BASIS_POINTS_PER_UNIT)
+    elif tds_paise > body.base_amount:
+        raise _invalid("tds_amount", "must not be more than base_amount")
+    row = TDSDetail(voucher_id=body.voucher_id, section=body.section,
+                    deductee_ledger_id=body.deductee_ledger_id, deductee_pan=body.deductee_pan,
+                    rate_bp=body.rate, base_amount_paise=body.base_amount,
+                    tds_amount_paise=tds_paise, deducted_on=body.deducted_on)
+    session.add(row)
+    session.flush()
+    audit(session, "create", "tds_detail", row.id, after=tds_json(row))
+    session.commit()
+    return ok(201, tds_detail=tds_json(row))
+
+
+@bp.get("/tds-details/<int:id>", security=SECURITY)
+@tenant_user_required()
+def get_tds(path: IdPath):
+    return ok(tds_detail=tds_json(get_or_404(TDSDetail, path.id, "TDS detail")))

@@ -1,0 +1,145 @@
+"""A tenant's users and their roles: admins manage users, everyone signed in may read them.
+
+Roles: ``admin`` (everything), ``accountant`` (the books, not users), ``viewer`` (read only).
+Users are never hard-deleted (vouchers and audit rows point at them): DELETE deactivates, and a
+deactivated user's tokens stop working because ``tenant_user_required`` checks ``is_active``.
+No endpoint ever returns the password hash.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import sqlalchemy as sa
+from flask_openapi3 import Tag
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.accounting.audit import audit
+from api.accounting.chart import SECURITY, IdPath, commit_or_conflict, get_or_404
+from api.auth import tenant_user_required
+from api.errors import ApiError
+from api.listing import PageQuery, paginate
+from api.models.tenant import User
+from api.responses import ok
+from api.schemas import Email, Name, Password
+from api.security import hash_password
+from api.tenant_request import tenant_blueprint, tenant_session
+
+bp = tenant_blueprint("users", __name__, Tag(name="users"))
+Role = Literal["admin", "accountant", "viewer"]
+
+
+def user_json(user: User) -> dict:
+    return {"id": user.id, "email": user.email, "full_name": user.full_name, "role": user.role,
+            "is_active": user.is_active,
+            "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None}
+
+
+class UserQuery(PageQuery):
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Email
+    password: Password
+    role: Role
+    full_name: Name | None = None
+
+
+class UserUpdate(BaseModel):
+    """Omitted fields stay as they are; only full_name may be set to null."""
+
+    model_config = ConfigDict(extra="forbid")
+    full_name: Name | None = None
+    # Defaults are not validated, so omitting these gives None while an explicit null is a 400.
+    role: Role = Field(None)
+    is_active: bool = Field(None)
+    password: Password = Field(None)
+
+
+def _keep_an_admin(user: User) -> None:
+    """409 unless another active admin remains once ``user`` stops being one.
+
+    The active admins are locked (on MariaDB) so two admins demoting each other at once cannot
+    both succeed.
+    """
+    admins = tenant_session().scalars(sa.select(User.id).where(
+        User.role == "admin", User.is_active.is_(True)).with_for_update()).all()
+    if set(admins) <= {user.id}:
+        raise ApiError(409, "last_admin",
+                       "This is the last active admin; make another user admin first.")
+
+
+@bp.get("/users", security=SECURITY)
+@tenant_user_required()
+def list_users(query: UserQuery):
+    """The tenant's users by email, filtered by role or by whether they are active."""
+    select = sa.select(User).order_by(User.email)
+    if query.role is not None:
+        select = select.where(User.role == query.role)
+    if query.is_active is not None:
+        select = select.where(User.is_active.is_(query.is_active))
+    users, total = paginate(tenant_session(), select, query)
+    return ok(users=[user_json(user) for user in users], total=total)
+
+
+@bp.post("/users", security=SECURITY, responses={201: None})
+@tenant_user_required("admin")
+def create_user(body: UserCreate):
+    """A user with a role; the email is unique in the tenant (409), the password is hashed."""
+    session = tenant_session()
+    taken = f"a user with email {body.email!r} exists"
+    if session.scalar(sa.select(User.id).where(User.email == body.email)) is not None:
+        raise ApiError(409, "conflict", taken, {"email": "is taken"})
+    user = User(email=body.email, password_hash=hash_password(body.password), role=body.role,
+                full_name=body.full_name, is_active=True)
+    session.add(user)
+    session.flush()
+    audit(session, "create", "user", user.id, after=user_json(user))
+    commit_or_conflict("email", taken)
+    return ok(201, user=user_json(user))
+
+
+@bp.get("/users/<int:id>", security=SECURITY)
+@tenant_user_required()
+def get_user(path: IdPath):
+    return ok(user=user_json(get_or_404(User, path.id, "user")))
+
+
+@bp.patch("/users/<int:id>", security=SECURITY)
+@tenant_user_required("admin")
+def update_user(path: IdPath, body: UserUpdate):
+    """Rename, change role, (de)activate or set a new password; the last admin stays one."""
+    user = get_or_404(User, path.id, "user")
+    before = user_json(user)
+    changes = body.model_dump(exclude_unset=True)
+    demoted = changes.get("role", "admin") != "admin" or changes.get("is_active") is False
+    if user.role == "admin" and user.is_active and demoted:
+        _keep_an_admin(user)
+    password = changes.pop("password", None)
+    if password is not None:
+        user.password_hash = hash_password(password)
+    for name, value in changes.items():
+        setattr(user, name, value)
+    after = user_json(user)
+    if password is not None:
+        after["password_changed"] = True  # the audit shows that it changed, never the hash
+    audit(tenant_session(), "update", "user", user.id, before, after)
+    tenant_session().commit()
+    return ok(user=user_json(user))
+
+
+@bp.delete("/users/<int:id>", security=SECURITY)
+@tenant_user_required("admin")
+def deactivate_user(path: IdPath):
+    """Deactivate a user (vouchers and audit rows keep pointing at them); returns the user."""
+    user = get_or_404(User, path.id, "user")
+    before = user_json(user)
+    if user.role == "admin" and user.is_active:
+        _keep_an_admin(user)
+    user.is_active = False
+    audit(tenant_session(), "deactivate", "user", user.id, before, user_json(user))
+    tenant_session().commit()
+    return ok(user=user_json(user))
