@@ -7,9 +7,9 @@ from flask_openapi3 import Tag
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
-from api.accounting.audit import audit
 from api.accounting.fields import GSTIN, PAN, Paise, StateCode
 from api.accounting.rules import format_paise
+from api.audit import audit
 from api.auth import tenant_user_required
 from api.errors import ApiError
 from api.listing import PageQuery, paginate

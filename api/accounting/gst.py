@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from flask_openapi3 import Tag
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from api.accounting.audit import audit
 from api.accounting.chart import BOOKKEEPERS, SECURITY, IdPath, commit_or_conflict, get_or_404
 from api.accounting.fields import GSTIN
 from api.accounting.rules import format_basis_points, format_paise
+from api.audit import audit
 from api.auth import tenant_user_required
 from api.errors import ApiError
 from api.listing import PageQuery, paginate

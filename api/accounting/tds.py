@@ -9,16 +9,16 @@ import sqlalchemy as sa
 from flask_openapi3 import Tag
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from api.accounting.audit import audit
 from api.accounting.chart import BOOKKEEPERS, SECURITY, IdPath, get_or_404
 from api.accounting.fields import PAN, BasisPoints, Paise, PositivePaise
 from api.accounting.gst import posted_voucher
 from api.accounting.rules import (
     BASIS_POINTS_PER_UNIT,
-    _divide_half_up,
+    divide_half_up,
     format_basis_points,
     format_paise,
 )
+from api.audit import audit
 from api.auth import tenant_user_required
 from api.errors import ApiError
 from api.listing import PageQuery, paginate
@@ -127,7 +127,7 @@ def create_tds(body: TDSCreate):
             raise _invalid("deductee_pan", f"does not match the ledger's PAN ({ledger.pan})")
     tds_paise = body.tds_amount
     if tds_paise is None:
-        tds_paise = _divide_half_up(body.base_amount * body.rate, BASIS_POINTS_PER_UNIT)
+        tds_paise = divide_half_up(body.base_amount * body.rate, BASIS_POINTS_PER_UNIT)
     elif tds_paise > body.base_amount:
         raise _invalid("tds_amount", "must not be more than base_amount")
     row = TDSDetail(voucher_id=body.voucher_id, section=body.section,

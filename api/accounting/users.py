@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from flask_openapi3 import Tag
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.accounting.audit import audit
 from api.accounting.chart import SECURITY, IdPath, commit_or_conflict, get_or_404
+from api.audit import audit
 from api.auth import tenant_user_required
 from api.errors import ApiError
 from api.listing import PageQuery, paginate

@@ -18,10 +18,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.accounting import rules
-from api.accounting.audit import audit
 from api.accounting.chart import BOOKKEEPERS, SECURITY, IdPath, get_or_404
 from api.accounting.fields import HSNSAC, BasisPoints, PositiveMilli, PositivePaise
 from api.accounting.rules import format_basis_points, format_milli, format_paise
+from api.audit import audit
 from api.auth import tenant_user_required
 from api.errors import ApiError
 from api.listing import PageQuery, paginate
