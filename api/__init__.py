@@ -6,7 +6,7 @@ from flask import jsonify
 from flask_openapi3 import Info, OpenAPI
 
 from api import auth, backup_commands, commands, db, errors, health, responses, tenant_request
-from api.accounting import chart, reports, vouchers
+from api.accounting import chart, gst, reports, tds, users, vouchers
 from api.config import Settings, load_settings
 from api.platform import tenants
 from api.tenancy.databases import Databases
@@ -41,8 +41,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.register_api(health.bp)
     auth.init_app(app, settings)
     app.register_api(tenants.bp)
-    app.register_api(chart.bp)
-    app.register_api(vouchers.bp)
-    app.register_api(reports.bp)
+    for tenant_api in (users, chart, vouchers, gst, tds, reports):
+        app.register_api(tenant_api.bp)
     app.add_url_rule("/api/openapi.json", "openapi_document", lambda: jsonify(app.api_doc))
     return app

@@ -49,6 +49,7 @@ class Settings:
     tenant_checkout_timeout_seconds: float = 2.0
     db_connect_timeout_seconds: int = 3
     db_ssl: str = "preferred"
+    db_query_timeout_seconds: int = 60
 
     @property
     def backend_name(self) -> str:
@@ -167,6 +168,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "TENANT_CHECKOUT_TIMEOUT_MS", 2000, 0, 60000) / 1000,
         db_connect_timeout_seconds=_integer(env, "DB_CONNECT_TIMEOUT", 3, 1, 60),
         db_ssl=_choice(env, "DB_SSL", ("preferred", "disabled", "required")),
+        db_query_timeout_seconds=_integer(env, "DB_QUERY_TIMEOUT", 60, 1, 24 * 3600),
     )
     if settings.db_name == settings.master_db_name:
         raise ConfigError(f"DB_NAME and MASTER_DB_NAME must differ, both are {settings.db_name!r}")

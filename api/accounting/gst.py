@@ -6,6 +6,7 @@ GSTIN, so a return's figures cover the whole tenant, whichever of its GSTINs it 
 
 from __future__ import annotations
 
+import calendar
 import json
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Annotated, Literal
@@ -258,8 +259,7 @@ def return_json(row: GSTRReturn) -> dict:
 def _month(period: str) -> tuple[date, date]:
     """The first and last day of a "YYYY-MM" period."""
     year, month = map(int, period.split("-"))
-    first = date(year, month, 1)
-    return first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
 
 
 def _item_totals(base_type: str, first: date, last: date) -> dict[str, int]:

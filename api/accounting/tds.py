@@ -53,6 +53,7 @@ SECTIONS = {
 
 
 def _section(text: str) -> str:
+    """A section from ``SECTIONS``, in upper case ("194c" is 194C)."""
     section = text.strip().upper()
     if section not in SECTIONS:
         raise ValueError("is not a TDS section (192 to 196D, like 194C or 194J)")

@@ -12,7 +12,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 from flask_openapi3 import Tag
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from api.accounting.chart import SECURITY, IdPath, commit_or_conflict, get_or_404
 from api.audit import audit
@@ -53,10 +53,17 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     full_name: Name | None = None
-    # Defaults are not validated, so omitting these gives None while an explicit null is a 400.
-    role: Role = Field(None)
-    is_active: bool = Field(None)
-    password: Password = Field(None)
+    role: Role | None = None
+    is_active: bool | None = None
+    password: Password | None = None
+
+    @field_validator("role", "is_active", "password", mode="before")
+    @classmethod
+    def _not_null(cls, value):
+        """An explicit null is refused (omitted fields are not validated, so they stay None)."""
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
 
 
 def _keep_an_admin(user: User) -> None:

@@ -13,7 +13,7 @@ import sqlite3
 import ssl
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -102,6 +102,15 @@ class Backend(ABC):
     def dispose(self) -> None:
         """Close whatever connections the backend keeps for itself."""
 
+    @abstractmethod
+    def connect_counted(self, cargs: tuple, cparams: dict,
+                        on_close: Callable[[object], None]) -> object:
+        """Open a DBAPI connection that calls ``on_close(connection)`` once it is closed.
+
+        The connection manager counts open connections with this: a slot is given back only
+        after the server has been told the connection is gone, never before.
+        """
+
 
 class MySQLBackend(Backend):
     """MySQL or MariaDB through PyMySQL; an admin engine on the server does the DDL."""
@@ -110,9 +119,10 @@ class MySQLBackend(Backend):
     user_host = "%"
 
     def __init__(self, host: str, port: int, user: str, password: str,
-                 connect_timeout: int = 5, ssl_mode: str = "preferred") -> None:
+                 connect_timeout: int = 5, ssl_mode: str = "preferred",
+                 query_timeout: int = 60) -> None:
         self.host, self.port, self.user, self.password = host, port, user, password
-        self.connect_timeout = connect_timeout
+        self.connect_timeout, self.query_timeout = connect_timeout, query_timeout
         self.ssl_mode = ssl_mode
         # PyMySQL builds a fresh TLS context (about 16 ms of CA loading) for every connection
         # in its default "preferred" mode; "required" shares one verifying context instead,
@@ -147,12 +157,34 @@ class MySQLBackend(Backend):
                 f"{checked_identifier(database)}?charset=utf8mb4{options[self.ssl_mode]}")
 
     def create_engine(self, database, **options):
-        options.setdefault("pool_pre_ping", True)
+        """An engine whose waits are all bounded: a server that stops answering (not just one
+        that refuses connections) costs a request the connect timeout, never a hang."""
         options.setdefault("pool_recycle", 3600)
-        connect_args = {**self._connect_args, **options.pop("connect_args", {})}
+        # PyMySQL's connect_timeout covers only the TCP connect: bound the handshake's reads
+        # and writes too, then give queries their own, longer limit once connected.
+        connect_args = {**self._connect_args, "read_timeout": self.connect_timeout,
+                        "write_timeout": self.connect_timeout,
+                        **options.pop("connect_args", {})}
         user, password = options.pop("user", None), options.pop("password", None)
-        return sa.create_engine(self.url(database, user, password),
-                                connect_args=connect_args, **options)
+        engine = sa.create_engine(self.url(database, user, password),
+                                  connect_args=connect_args, **options)
+        sa.event.listen(engine, "connect", self._after_connect)
+        sa.event.listen(engine, "checkout", self._ping)
+        return engine
+
+    def _after_connect(self, dbapi_connection, _record) -> None:
+        _set_timeouts(dbapi_connection, self.query_timeout)
+
+    def _ping(self, dbapi_connection, _record, _proxy) -> None:
+        """Check a pooled connection before use, within the connect timeout; a dead one is
+        replaced (SQLAlchemy retries the checkout on DisconnectionError)."""
+        _set_timeouts(dbapi_connection, self.connect_timeout)
+        try:
+            dbapi_connection.ping(reconnect=False)
+        except pymysql.err.Error as exc:
+            raise sa.exc.DisconnectionError(f"stale connection: {exc}") from exc
+        finally:
+            _set_timeouts(dbapi_connection, self.query_timeout)
 
     def _execute(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._admin.connect() as conn:
@@ -226,6 +258,21 @@ class MySQLBackend(Backend):
         self._admin.dispose()
         self._locks.dispose()
 
+    def connect_counted(self, cargs, cparams, on_close):
+        class CountedConnection(pymysql.connections.Connection):
+            def close(self):
+                try:
+                    super().close()
+                finally:
+                    on_close(self)
+
+        return CountedConnection(*cargs, **cparams)
+
+
+def _set_timeouts(dbapi_connection, seconds: float) -> None:
+    """Set PyMySQL's read and write timeouts on an open connection (used from its next I/O)."""
+    dbapi_connection._read_timeout = dbapi_connection._write_timeout = seconds
+
 
 def _mysql_errno(exc: sa.exc.DatabaseError) -> int | None:
     original = exc.orig
@@ -297,6 +344,15 @@ class SQLiteBackend(Backend):
     def dispose(self):
         """Nothing to close: the backend itself keeps no SQLite connection open."""
 
+    def connect_counted(self, cargs, cparams, on_close):
+        class CountedConnection(sqlite3.Connection):
+            def close(self):
+                try:
+                    super().close()
+                finally:
+                    on_close(self)
+
+        return sqlite3.connect(*cargs, **cparams, factory=CountedConnection)
     @contextmanager
     def lock(self, name, timeout=60.0):
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -331,5 +387,5 @@ def backend_for(settings) -> Backend:
     if settings.backend_name == "mysql":
         return MySQLBackend(settings.db_host, settings.db_port, settings.db_user,
                             settings.db_password, settings.db_connect_timeout_seconds,
-                            settings.db_ssl)
+                            settings.db_ssl, settings.db_query_timeout_seconds)
     return SQLiteBackend(settings.data_dir)

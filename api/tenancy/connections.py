@@ -5,7 +5,8 @@ own), but a single bound on the DBAPI connections open across all of them: a new
 is only made when a slot is free; otherwise the least recently used tenant's idle connections
 are closed to make room, or, when every connection is busy, the caller waits a short,
 configured time and then gets ``PoolExhausted``. Connections idle longer than the idle timeout
-are closed by a reaper thread. Dropped connections are replaced by pre-ping.
+are closed by a reaper thread. Dropped connections are replaced by the backend's bounded ping
+on checkout.
 """
 
 from __future__ import annotations
@@ -52,16 +53,17 @@ class TenantConnectionManager:
     """Engines per tenant, all drawing on one bounded set of connections. Thread-safe."""
 
     def __init__(self, backend: Backend, max_connections: int, *, idle_seconds: float = 300,
-                 checkout_timeout: float = 2.0, connect_timeout: int = 3,
-                 max_engines: int | None = None) -> None:
+                 checkout_timeout: float = 2.0, max_engines: int | None = None) -> None:
         self.backend = backend
         self.idle_seconds = idle_seconds
         self.checkout_timeout = checkout_timeout
-        self.connect_timeout = connect_timeout
         self.max_engines = max_engines or max(64, 4 * max_connections)
         self._slots = _Slots(max_connections)
         self._engines: OrderedDict[int, tuple[TenantTarget, Engine, float]] = OrderedDict()
-        self._lock = threading.Lock()  # guards _engines
+        # Pools of engines we let go of while some of their connections were in use: those
+        # connections come back to them, and are closed from there.
+        self._retired: list[sa.pool.Pool] = []
+        self._lock = threading.Lock()  # guards _engines and _retired
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
         self.evictions = 0
@@ -94,16 +96,17 @@ class TenantConnectionManager:
             stale = self._engines.pop(target.tenant_id, None)
             self._engines[target.tenant_id] = (target, engine, time.monotonic())
         if stale:
-            stale[1].dispose()
+            self._retire(stale[1])
         self._trim_engines()
         return engine
 
     def evict(self, tenant_id: int) -> None:
-        """Forget a tenant (suspended, deleted, moved): its idle connections close now."""
+        """Forget a tenant (suspended, deleted, moved): its idle connections close now, the
+        ones in use when they come back."""
         with self._lock:
             cached = self._engines.pop(tenant_id, None)
         if cached:
-            cached[1].dispose()
+            self._retire(cached[1])
 
     def dispose(self) -> None:
         """Close every idle connection and stop the reaper (shutdown, tests)."""
@@ -112,24 +115,46 @@ class TenantConnectionManager:
             engines = [engine for _, engine, _ in self._engines.values()]
             self._engines.clear()
         for engine in engines:
-            engine.dispose()
+            self._retire(engine)
+        self._close_retired()
+
+    def _retire(self, engine: Engine) -> None:
+        """Let an engine go: close its idle connections, and keep its pool until the
+        connections still in use have come back and been closed."""
+        pool = engine.pool
+        engine.dispose()
+        with self._lock:
+            self._retired.append(pool)
+
+    def _close_retired(self) -> bool:
+        """Close connections that came back to retired pools; forget pools left empty."""
+        with self._lock:
+            retired = list(self._retired)
+        closed = False
+        for pool in retired:
+            if pool.checkedin():
+                pool.dispose()
+                closed = True
+            if not pool.checkedout() and not pool.checkedin():
+                with self._lock:
+                    if pool in self._retired:
+                        self._retired.remove(pool)
+        return closed
 
     def _make_engine(self, target: TenantTarget) -> Engine:
         engine = self.backend.create_engine(
             target.database, user=target.user, password=target.password,
-            pool_size=self._slots.limit, max_overflow=0, pool_timeout=self.checkout_timeout,
-            pool_pre_ping=True, connect_args={"connect_timeout": self.connect_timeout})
+            pool_size=self._slots.limit, max_overflow=0, pool_timeout=self.checkout_timeout)
         sa.event.listen(engine, "do_connect", self._connect)
-        sa.event.listen(engine.pool, "close", lambda dbapi, _record: self._release(dbapi))
-        sa.event.listen(engine.pool, "close_detached", self._release)
         sa.event.listen(engine.pool, "checkin", lambda _dbapi, _record: self._notify())
         return engine
 
-    def _connect(self, dialect, _record, cargs, cparams):
-        """do_connect hook: take a slot (evicting or waiting if need be), then connect."""
+    def _connect(self, _dialect, _record, cargs, cparams):
+        """do_connect hook: take a slot (evicting or waiting if need be), then connect with a
+        connection that gives the slot back when it is closed."""
         self._take_slot()
         try:
-            connection = dialect.connect(*cargs, **cparams)
+            connection = self.backend.connect_counted(cargs, cparams, self._release)
         except BaseException:
             with self._slots.condition:
                 self._slots.open -= 1
@@ -160,6 +185,8 @@ class TenantConnectionManager:
 
     def _close_least_recently_used_idle(self) -> bool:
         """Close the idle connections of the least recently used tenant that has any."""
+        if self._close_retired():
+            return True
         with self._lock:
             candidates = [engine for _, engine, _ in self._engines.values()]
         for engine in candidates:  # oldest first
@@ -188,7 +215,7 @@ class TenantConnectionManager:
                     if engine.pool.checkedout() == 0][:max(surplus, 0)]
             dropped = [self._engines.pop(tenant_id)[1] for tenant_id in idle]
         for engine in dropped:
-            engine.dispose()
+            self._retire(engine)
 
     def _start_reaper(self) -> None:
         if self._reaper is None:
@@ -208,3 +235,4 @@ class TenantConnectionManager:
             for engine in idle:
                 if engine.pool.checkedin():
                     engine.pool.dispose()
+            self._close_retired()

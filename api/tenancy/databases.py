@@ -25,8 +25,7 @@ class Databases:
         self.connections = TenantConnectionManager(
             self.backend, settings.max_tenant_connections,
             idle_seconds=settings.tenant_idle_seconds,
-            checkout_timeout=settings.tenant_checkout_timeout_seconds,
-            connect_timeout=settings.db_connect_timeout_seconds)
+            checkout_timeout=settings.tenant_checkout_timeout_seconds)
 
     def initialize(self) -> dict[str, list[str]]:
         """Create and migrate master, then main (the seed's start-up flow); idempotent."""

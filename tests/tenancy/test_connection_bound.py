@@ -101,6 +101,10 @@ def test_connections_stay_under_the_bound_and_answers_stay_with_their_tenant(
     assert sampler.peak <= BOUND
     assert peak_seen_by_manager[0] <= BOUND
     assert dbs.connections.evictions > 0  # the bound was really exercised
+    with mysql_server.connect() as conn, conn.cursor() as cur:  # no slot was leaked
+        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB LIKE %s",
+                    (sampler.like,))
+        assert cur.fetchone()[0] == dbs.connections.open_connections
     assert len({t.db_name for t in tenants}) == TENANTS
 
 
