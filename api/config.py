@@ -42,9 +42,11 @@ class Settings:
     encryption_keys: tuple[bytes, ...] = field(default=(), repr=False)
     signing_key: bytes = field(default=b"", repr=False)
     data_dir: Path = Path("var")
+    backup_dir: Path = Path("backups")
     base_domain: str = "localhost"
     token_ttl_seconds: int = 3600
     tenant_cache_ttl_seconds: int = 5
+    storage_cache_seconds: int = 60
     tenant_idle_seconds: int = 300
     tenant_checkout_timeout_seconds: float = 2.0
     db_connect_timeout_seconds: int = 3
@@ -160,9 +162,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         encryption_keys=keys,
         signing_key=_signing_key(env, keys[0]),
         data_dir=data_dir,
+        backup_dir=Path(env.get("FINVERA_BACKUP_DIR", "").strip() or "backups"),
         base_domain=_hostname(env, "BASE_DOMAIN", "localhost"),
         token_ttl_seconds=_integer(env, "TOKEN_TTL_SECONDS", 3600, 60, 7 * 24 * 3600),
         tenant_cache_ttl_seconds=_integer(env, "TENANT_CACHE_TTL_SECONDS", 5, 0, 3600),
+        storage_cache_seconds=_integer(env, "STORAGE_CACHE_SECONDS", 60, 0, 24 * 3600),
         tenant_idle_seconds=_integer(env, "TENANT_IDLE_SECONDS", 300, 1, 24 * 3600),
         tenant_checkout_timeout_seconds=_integer(
             env, "TENANT_CHECKOUT_TIMEOUT_MS", 2000, 0, 60000) / 1000,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from api.tenancy.subdomains import check_subdomain
 
@@ -20,8 +20,21 @@ def check_email(value: str) -> str:
     return value
 
 
+def refuse_null(value):
+    """For PATCH bodies: a field may be omitted (it stays as it is) but not set to null."""
+    if value is None:
+        raise ValueError("cannot be null")
+    return value
+
+
 Email = Annotated[str, StringConstraints(max_length=255), AfterValidator(check_email)]
 Subdomain = Annotated[str, AfterValidator(check_subdomain)]
 Password = Annotated[str, Field(min_length=10, max_length=128)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+
+
+class IdPath(BaseModel):
+    """The ``<int:id>`` of a resource's URL."""
+
+    id: int = Field(ge=1, le=2**31 - 1)

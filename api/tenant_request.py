@@ -12,15 +12,24 @@ from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy.orm import Session
 
 from api.db import databases
-from api.errors import COMMON_RESPONSES
+from api.errors import COMMON_RESPONSES, ApiError
 from api.tenancy.routing import TenantRecord, host_label
+
+WRITES = ("POST", "PUT", "PATCH")
+STILL_ALLOWED = ("tenant_auth.tenant_login",)  # signing in writes nothing to the books
 
 
 def load_tenant() -> None:
-    """before_request: find the request's tenant or fail closed (RoutingError)."""
+    """before_request: find the request's tenant or fail closed (RoutingError); a tenant over
+    its storage limit may still read, but not write (507)."""
     dbs = databases()
-    g.tenant = dbs.directory.resolve(request.headers.get("X-Tenant-ID"),
-                                     host_label(request.host, dbs.settings.base_domain))
+    g.tenant = tenant = dbs.directory.resolve(request.headers.get("X-Tenant-ID"),
+                                              host_label(request.host, dbs.settings.base_domain))
+    if request.method in WRITES and request.endpoint not in STILL_ALLOWED \
+            and dbs.storage.over_limit(tenant.db_name, tenant.storage_limit_mb):
+        raise ApiError(507, "storage_limit_exceeded",
+                       f"The company's data has reached its {tenant.storage_limit_mb} MB "
+                       "limit: it can still be read, but not added to.")
 
 
 def current_tenant() -> TenantRecord:

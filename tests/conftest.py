@@ -79,3 +79,27 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def admin_headers(app) -> dict[str, dict]:
+    """Request headers of a platform admin of each role: {"super_admin": {...}, ...}.
+
+    Tokens are issued by the app's own TokenService; logins are tested on their own.
+    """
+    from sqlalchemy.orm import Session
+
+    from api.models.main import AdminUser
+    from api.tenancy.tokens import ADMIN, Claims
+
+    headers = {}
+    with Session(app.extensions["finvera"].main_engine) as session:
+        for role in ("super_admin", "admin", "support"):
+            admin = AdminUser(email=f"{role}@finvera.in", role=role,
+                              password_hash="unused: tokens are issued directly")
+            session.add(admin)
+            session.flush()
+            token = app.extensions["finvera_tokens"].issue(Claims(scope=ADMIN, user_id=admin.id))
+            headers[role] = {"Authorization": f"Bearer {token}"}
+        session.commit()
+    return headers

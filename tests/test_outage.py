@@ -89,12 +89,16 @@ class Platform:
         return self.client.get("/api/admin/auth/me", headers=self.admin)
 
     def connection_ids(self, database: str | None = None) -> list[int]:
-        """Server-side ids of the connections open on a database (the tenant's by default)."""
+        """Server-side ids of the connections open on a database, or (by default) of the
+        tenant connections: the shared pool's are on no database (statements name theirs),
+        and the fixture closed the admin pool's, so those are the app's only ones there."""
+        where = "DB = %s" if database else "(DB IS NULL OR DB = %s)"
         conn = self.server.connect()
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT ID FROM information_schema.PROCESSLIST "
-                            "WHERE DB = %s AND ID <> CONNECTION_ID() ORDER BY ID",
+                cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE " + where +
+                            " AND ID <> CONNECTION_ID() AND COMMAND <> 'Daemon' "
+                            "AND USER <> 'system user' ORDER BY ID",
                             (database or self.tenant_db,))
                 return [row[0] for row in cur.fetchall()]
         finally:
@@ -146,6 +150,7 @@ def platform(request, mariadb):
         tenant = {"X-Tenant-ID": "acme", "Authorization": "Bearer " + _token(
             client, "/api/auth/login", "owner@acme.in", data["admin"]["password"],
             {"X-Tenant-ID": "acme"})}
+        dbs.backend.dispose()  # sign-up's admin connections: not the ones under test
         yield Platform(server=mariadb, app=app, client=client, admin=admin, tenant=tenant,
                        tenant_id=data["tenant"]["id"], tenant_db=data["tenant"]["db_name"],
                        cached=mode == "cached")

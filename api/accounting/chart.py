@@ -15,16 +15,12 @@ from api.errors import ApiError
 from api.listing import PageQuery, paginate
 from api.models.tenant import AccountGroup, Ledger, VoucherLedgerEntry
 from api.responses import ok
-from api.schemas import Name
+from api.schemas import IdPath, Name
 from api.tenant_request import tenant_blueprint, tenant_session
 
 bp = tenant_blueprint("chart", __name__, Tag(name="chart of accounts"))
 BOOKKEEPERS = ("admin", "accountant")
 SECURITY = [{"bearer": []}]
-
-
-class IdPath(BaseModel):
-    id: int = Field(ge=1, le=2**31 - 1)
 
 
 def group_json(group: AccountGroup) -> dict:

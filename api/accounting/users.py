@@ -15,24 +15,19 @@ from flask_openapi3 import Tag
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from api.accounting.chart import SECURITY, IdPath, commit_or_conflict, get_or_404
+from api.accounts import account_json as user_json
+from api.accounts import apply_changes, ensure_email_free, keep_one
 from api.audit import audit
 from api.auth import tenant_user_required
-from api.errors import ApiError
 from api.listing import PageQuery, paginate
 from api.models.tenant import User
 from api.responses import ok
-from api.schemas import Email, Name, Password
+from api.schemas import Email, Name, Password, refuse_null
 from api.security import hash_password
 from api.tenant_request import tenant_blueprint, tenant_session
 
 bp = tenant_blueprint("users", __name__, Tag(name="users"))
 Role = Literal["admin", "accountant", "viewer"]
-
-
-def user_json(user: User) -> dict:
-    return {"id": user.id, "email": user.email, "full_name": user.full_name, "role": user.role,
-            "is_active": user.is_active,
-            "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None}
 
 
 class UserQuery(PageQuery):
@@ -57,26 +52,7 @@ class UserUpdate(BaseModel):
     is_active: bool | None = None
     password: Password | None = None
 
-    @field_validator("role", "is_active", "password", mode="before")
-    @classmethod
-    def _not_null(cls, value):
-        """An explicit null is refused (omitted fields are not validated, so they stay None)."""
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
-
-
-def _keep_an_admin(user: User) -> None:
-    """409 unless another active admin remains once ``user`` stops being one.
-
-    The active admins are locked (on MariaDB) so two admins demoting each other at once cannot
-    both succeed.
-    """
-    admins = tenant_session().scalars(sa.select(User.id).where(
-        User.role == "admin", User.is_active.is_(True)).with_for_update()).all()
-    if set(admins) <= {user.id}:
-        raise ApiError(409, "last_admin",
-                       "This is the last active admin; make another user admin first.")
+    _not_null = field_validator("role", "is_active", "password", mode="before")(refuse_null)
 
 
 @bp.get("/users", security=SECURITY)
@@ -97,15 +73,13 @@ def list_users(query: UserQuery):
 def create_user(body: UserCreate):
     """A user with a role; the email is unique in the tenant (409), the password is hashed."""
     session = tenant_session()
-    taken = f"a user with email {body.email!r} exists"
-    if session.scalar(sa.select(User.id).where(User.email == body.email)) is not None:
-        raise ApiError(409, "conflict", taken, {"email": "is taken"})
+    ensure_email_free(session, User, body.email)
     user = User(email=body.email, password_hash=hash_password(body.password), role=body.role,
                 full_name=body.full_name, is_active=True)
     session.add(user)
     session.flush()
     audit(session, "create", "user", user.id, after=user_json(user))
-    commit_or_conflict("email", taken)
+    commit_or_conflict("email", "is taken")
     return ok(201, user=user_json(user))
 
 
@@ -122,17 +96,8 @@ def update_user(path: IdPath, body: UserUpdate):
     user = get_or_404(User, path.id, "user")
     before = user_json(user)
     changes = body.model_dump(exclude_unset=True)
-    demoted = changes.get("role", "admin") != "admin" or changes.get("is_active") is False
-    if user.role == "admin" and user.is_active and demoted:
-        _keep_an_admin(user)
-    password = changes.pop("password", None)
-    if password is not None:
-        user.password_hash = hash_password(password)
-    for name, value in changes.items():
-        setattr(user, name, value)
-    after = user_json(user)
-    if password is not None:
-        after["password_changed"] = True  # the audit shows that it changed, never the hash
+    keep_one(tenant_session(), User, "admin", user, changes)
+    after = apply_changes(user, changes)
     audit(tenant_session(), "update", "user", user.id, before, after)
     tenant_session().commit()
     return ok(user=user_json(user))
@@ -144,8 +109,7 @@ def deactivate_user(path: IdPath):
     """Deactivate a user (vouchers and audit rows keep pointing at them); returns the user."""
     user = get_or_404(User, path.id, "user")
     before = user_json(user)
-    if user.role == "admin" and user.is_active:
-        _keep_an_admin(user)
+    keep_one(tenant_session(), User, "admin", user, {"is_active": False})
     user.is_active = False
     audit(tenant_session(), "deactivate", "user", user.id, before, user_json(user))
     tenant_session().commit()

@@ -1,23 +1,38 @@
-"""Tenants' lifecycle for platform admins: sign-up (provisioning) under /api/admin/tenants."""
+"""Tenants' lifecycle for platform admins under /api/admin/tenants: sign-up (provisioning),
+listing, details, changes, suspension, and deletion after a final backup."""
 
 from __future__ import annotations
 
-from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel, ConfigDict
+from datetime import UTC, datetime
+from typing import Literal
 
+import sqlalchemy as sa
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from api.accounting.fields import GSTIN
+from api.audit import admin_audit
 from api.auth import admin_required
-from api.db import databases
+from api.db import databases, main_session, master_session
 from api.errors import COMMON_RESPONSES, ApiError, ErrorEnvelope
+from api.listing import PageQuery, paginate
+from api.models.main import SubscriptionPlan
 from api.models.master import TenantMaster
 from api.responses import ok
-from api.schemas import Code, Email, Name, Password, Subdomain
+from api.schemas import Code, Email, IdPath, Name, Password, Subdomain, refuse_null
+from api.tenancy.backends import BackendError
+from api.tenancy.backups import BackupError, backup_database, read_manifest
+from api.tenancy.migrations import Tier
 from api.tenancy.provisioning import (
     ProvisioningError,
     SignUp,
     SignUpInvalid,
     TenantConflict,
+    drop_tenant_database,
     provision_tenant,
+    tenant_db_user,
 )
+from api.tenancy.registry import LIVE_STATUSES
 
 bp = APIBlueprint("admin_tenants", __name__, url_prefix="/api/admin/tenants",
                   abp_tags=[Tag(name="tenants")], abp_responses=COMMON_RESPONSES,
@@ -34,14 +49,20 @@ class TenantCreate(BaseModel):
     plan: Code | None = None
 
 
+COLUMNS = {"plan": "subscription_plan"}
+
+
 def tenant_json(tenant: TenantMaster) -> dict:
     """A tenant as admins see it; never its connection info."""
     return {"id": tenant.id, "subdomain": tenant.subdomain,
-            "company_name": tenant.company_name, "email": tenant.email,
-            "status": tenant.status, "db_name": tenant.db_name, "db_server": tenant.db_server,
+            "company_name": tenant.company_name, "contact_name": tenant.contact_name,
+            "email": tenant.email, "phone": tenant.phone, "gstin": tenant.gstin,
+            "status": tenant.status, "status_reason": tenant.status_reason,
+            "db_name": tenant.db_name, "db_server": tenant.db_server,
             "plan": tenant.subscription_plan, "referral_code": tenant.referral_code,
             "storage_limit_mb": tenant.storage_limit_mb,
-            "created_at": tenant.created_at.isoformat() if tenant.created_at else None}
+            "created_at": tenant.created_at.isoformat() if tenant.created_at else None,
+            "deleted_at": tenant.deleted_at.isoformat() if tenant.deleted_at else None}
 
 
 @bp.post("", responses={201: None, 409: ErrorEnvelope, 503: ErrorEnvelope})
@@ -64,3 +85,132 @@ def create_tenant(body: TenantCreate):
     if result.generated_password:
         admin["password"] = result.generated_password
     return ok(201, tenant=tenant_json(result.tenant), admin=admin)
+
+
+class TenantQuery(PageQuery):
+    status: Literal["provisioning", "active", "suspended", "failed", "deleted"] | None = None
+    plan: str | None = Field(None, max_length=32)
+    search: str | None = Field(None, max_length=100)
+
+
+class TenantUpdate(BaseModel):
+    """Company details, plan, storage limit, or {"status": "suspended" | "active"}."""
+
+    model_config = ConfigDict(extra="forbid")
+    company_name: Name | None = None
+    contact_name: Name | None = None
+    email: Email | None = None
+    phone: str | None = Field(None, max_length=20)
+    gstin: GSTIN | None = None
+    plan: Code | None = None
+    storage_limit_mb: int | None = Field(None, ge=1, le=10**7)
+    status: Literal["active", "suspended"] | None = None
+
+    _not_null = field_validator("company_name", "email", "storage_limit_mb", "status",
+                                mode="before")(refuse_null)
+
+
+class DeleteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    confirm: str = Field(max_length=30)
+
+
+def tenant_or_404(tenant_id: int) -> TenantMaster:
+    tenant = master_session().get(TenantMaster, tenant_id)
+    if tenant is None:
+        raise ApiError(404, "not_found", f"No tenant with id {tenant_id}.")
+    return tenant
+
+
+@bp.get("")
+@admin_required()
+def list_tenants(query: TenantQuery):
+    """Tenants by subdomain, filtered by status or plan, searched by name or subdomain."""
+    select = sa.select(TenantMaster).order_by(TenantMaster.subdomain)
+    if query.status:
+        select = select.where(TenantMaster.status == query.status)
+    if query.plan:
+        select = select.where(TenantMaster.subscription_plan == query.plan)
+    if query.search:
+        like = "%" + query.search.lower().replace("\\", "\\\\").replace("%", r"\%").replace(
+            "_", r"\_") + "%"
+        select = select.where(sa.or_(sa.func.lower(TenantMaster.company_name).like(like, "\\"),
+                                     TenantMaster.subdomain.like(like, "\\")))
+    tenants, total = paginate(master_session(), select, query)
+    return ok(tenants=[tenant_json(tenant) for tenant in tenants], total=total)
+
+
+@bp.get("/<int:id>")
+@admin_required()
+def get_tenant(path: IdPath):
+    """One tenant with its database's name, server and size."""
+    tenant = tenant_or_404(path.id)
+    details = tenant_json(tenant)
+    if tenant.db_name and tenant.status in LIVE_STATUSES:
+        details["size_mb"] = round(databases().storage.size(tenant.db_name) / 2**20, 2)
+    return ok(tenant=details)
+
+
+@bp.patch("/<int:id>")
+@admin_required("super_admin", "admin")
+def update_tenant(path: IdPath, body: TenantUpdate):
+    """Change company details, plan or storage limit, or suspend and resume the tenant.
+
+    A status change takes effect on this process's next request and within the tenant cache's
+    TTL (TENANT_CACHE_TTL_SECONDS) in others.
+    """
+    session, tenant = master_session(), tenant_or_404(path.id)
+    before, changes = tenant_json(tenant), body.model_dump(exclude_unset=True)
+    if "status" in changes and tenant.status not in LIVE_STATUSES:
+        raise ApiError(409, "not_live", f"A {tenant.status} tenant cannot be "
+                       f"{'suspended' if changes['status'] == 'suspended' else 'resumed'}.")
+    if changes.get("plan") and not main_session().scalar(sa.select(SubscriptionPlan.id).where(
+            SubscriptionPlan.code == changes["plan"])):
+        raise ApiError(400, "validation_error", "No such plan.", {"plan": "no such plan"})
+    for name, value in changes.items():
+        setattr(tenant, COLUMNS.get(name, name), value)
+    admin_audit(main_session(), "update", "tenant", tenant.id, before, tenant_json(tenant))
+    session.commit()
+    main_session().commit()
+    _forget(tenant.id)
+    return ok(tenant=tenant_json(tenant))
+
+
+@bp.delete("/<int:id>")
+@admin_required("super_admin", "admin")
+def delete_tenant(path: IdPath, body: DeleteBody):
+    """Back the tenant's database up, then drop it (and its DB user) and mark the tenant
+    deleted. No backup, no drop: a failed backup changes nothing."""
+    session, tenant = master_session(), tenant_or_404(path.id)
+    if body.confirm != tenant.subdomain:
+        raise ApiError(400, "validation_error", "Confirm with the tenant's subdomain.",
+                       {"confirm": "must equal the tenant's subdomain"})
+    if tenant.status not in LIVE_STATUSES:
+        raise ApiError(409, "not_live", f"The tenant is {tenant.status}; nothing to delete.")
+    dbs, before = databases(), tenant_json(tenant)
+    try:
+        backup = backup_database(dbs.backend, tenant.db_name, dbs.settings.backup_dir,
+                                 tier=Tier.TENANT, tenant=tenant.subdomain)
+    except (BackupError, BackendError, OSError) as exc:
+        raise ApiError(503, "backup_failed", f"The final backup failed, so nothing was "
+                       f"dropped: {exc}") from None
+    tenant.status, tenant.deleted_at = "deleted", datetime.now(UTC).replace(tzinfo=None)
+    session.commit()  # from here on no request is routed to it, and its database may go
+    _forget(tenant.id)
+    drop_tenant_database(dbs, tenant.db_name)
+    if dbs.backend.name == "mysql":
+        dbs.backend.drop_user(tenant_db_user(dbs, tenant.id))
+    admin_audit(main_session(), "delete", "tenant", tenant.id, before, tenant_json(tenant))
+    main_session().commit()
+    return ok(tenant=tenant_json(tenant), backup={"file": str(backup),
+                                                  "sha256": read_manifest(backup).sha256})
+
+
+def _forget(tenant_id: int) -> None:
+    """Make this process see a tenant's change at once: cache entry and connections go."""
+    dbs = databases()
+    dbs.directory.forget(tenant_id)
+    dbs.connections.evict(tenant_id)
+    tenant = master_session().get(TenantMaster, tenant_id)
+    if tenant.db_name:
+        dbs.storage.forget(tenant.db_name)

@@ -54,6 +54,8 @@ class Backend(ABC):
     """What the platform needs from a database server."""
 
     name: str
+    # Can one connection serve every database on the server (statements naming the database)?
+    shares_connections: bool
 
     @abstractmethod
     def url(self, database: str, user: str | None = None, password: str | None = None) -> URL:
@@ -82,6 +84,10 @@ class Backend(ABC):
     @abstractmethod
     def database_size(self, name: str) -> int:
         """Bytes the database takes on disk (data and indexes)."""
+
+    @abstractmethod
+    def database_sizes(self, prefix: str) -> dict[str, int]:
+        """Bytes of every database starting with ``prefix``, measured in one go."""
 
     @abstractmethod
     def create_user(self, user: str, password: str, database: str) -> None:
@@ -116,6 +122,7 @@ class MySQLBackend(Backend):
     """MySQL or MariaDB through PyMySQL; an admin engine on the server does the DDL."""
 
     name = "mysql"
+    shares_connections = True
     user_host = "%"
 
     def __init__(self, host: str, port: int, user: str, password: str,
@@ -222,6 +229,13 @@ class MySQLBackend(Backend):
                              (checked_identifier(name),))
         return int(rows[0][0])
 
+    def database_sizes(self, prefix):
+        like = checked_identifier(prefix, "prefix").replace("_", r"\_") + "%"
+        rows = self._execute("SELECT TABLE_SCHEMA, SUM(DATA_LENGTH + INDEX_LENGTH) "
+                             "FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE %s "
+                             "GROUP BY TABLE_SCHEMA", (like,))
+        return {name: int(size or 0) for name, size in rows}
+
     def create_user(self, user, password, database):
         self._execute("CREATE USER %s@%s IDENTIFIED BY %s",
                       (checked_identifier(user, "user name"), self.user_host, password))
@@ -285,6 +299,7 @@ class SQLiteBackend(Backend):
     """The embedded default: each database is ``<data_dir>/<name>.sqlite3``."""
 
     name = "sqlite"
+    shares_connections = False
     suffix = ".sqlite3"
 
     def __init__(self, data_dir: Path) -> None:
@@ -334,6 +349,9 @@ class SQLiteBackend(Backend):
     def database_size(self, name):
         path = self.path(name)
         return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+    def database_sizes(self, prefix):
+        return {name: self.database_size(name) for name in self.list_databases(prefix)}
 
     def create_user(self, user, password, database):
         raise BackendError("SQLite has no database users")

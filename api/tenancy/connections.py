@@ -1,12 +1,20 @@
 """TenantConnectionManager: cached connections to tenant databases, bounded in number.
 
-One SQLAlchemy engine per tenant (its own credentials, when tenants have DB users of their
-own), but a single bound on the DBAPI connections open across all of them: a new connection
-is only made when a slot is free; otherwise the least recently used tenant's idle connections
-are closed to make room, or, when every connection is busy, the caller waits a short,
-configured time and then gets ``PoolExhausted``. Connections idle longer than the idle timeout
-are closed by a reaper thread. Dropped connections are replaced by the backend's bounded ping
-on checkout.
+Two ways, one bound (MAX_TENANT_CONNECTIONS) on the DBAPI connections open at once:
+
+- Shared (MySQL when tenants have no DB users of their own): one pool on the server, and per
+  tenant a view of it whose ``schema_translate_map`` names the tenant's database in every
+  statement (``db`.`table``). Connections belong to no tenant, so none is ever closed to make
+  room for another, and the pool's size is the bound. The pool's connections have no default
+  database: a statement that does not name one fails, it cannot land in another tenant's.
+- Per tenant (SQLite files, or MySQL with a DB user per tenant): one engine per tenant; a new
+  connection is only made when a slot is free, otherwise the least recently used tenant's idle
+  connections are closed to make room.
+
+Either way, when every connection is busy the caller waits a short, configured time and then
+gets ``PoolExhausted`` (or SQLAlchemy's pool TimeoutError). Connections idle longer than the
+idle timeout are closed by a reaper thread. Dropped connections are replaced by the backend's
+bounded ping on checkout.
 """
 
 from __future__ import annotations
@@ -63,7 +71,10 @@ class TenantConnectionManager:
         # Pools of engines we let go of while some of their connections were in use: those
         # connections come back to them, and are closed from there.
         self._retired: list[sa.pool.Pool] = []
-        self._lock = threading.Lock()  # guards _engines and _retired
+        self._lock = threading.Lock()  # guards _engines, _retired and _views
+        self._shared: Engine | None = None
+        self._shared_used = time.monotonic()
+        self._views: OrderedDict[int, tuple[TenantTarget, Engine]] = OrderedDict()
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
         self.evictions = 0
@@ -85,6 +96,8 @@ class TenantConnectionManager:
     def engine(self, target: TenantTarget) -> Engine:
         """The tenant's engine, made on first use; marks the tenant most recently used."""
         self._start_reaper()
+        if target.user is None and self.backend.shares_connections:
+            return self._view(target)
         with self._lock:
             cached = self._engines.get(target.tenant_id)
             if cached and cached[0] == target:
@@ -100,10 +113,31 @@ class TenantConnectionManager:
         self._trim_engines()
         return engine
 
+    def _view(self, target: TenantTarget) -> Engine:
+        """The tenant's view of the shared pool: every table qualified with its database."""
+        with self._lock:
+            cached = self._views.get(target.tenant_id)
+            if cached and cached[0] == target:
+                self._views.move_to_end(target.tenant_id)
+                return cached[1]
+            if self._shared is None:
+                self._shared = self._make_engine(None)
+                sa.event.listen(self._shared.pool, "checkout", self._touch_shared)
+            view = self._shared.execution_options(
+                schema_translate_map={None: target.database})
+            self._views[target.tenant_id] = (target, view)
+            while len(self._views) > self.max_engines:
+                self._views.popitem(last=False)
+            return view
+
+    def _touch_shared(self, *_args) -> None:
+        self._shared_used = time.monotonic()
+
     def evict(self, tenant_id: int) -> None:
         """Forget a tenant (suspended, deleted, moved): its idle connections close now, the
         ones in use when they come back."""
         with self._lock:
+            self._views.pop(tenant_id, None)
             cached = self._engines.pop(tenant_id, None)
         if cached:
             self._retire(cached[1])
@@ -114,7 +148,9 @@ class TenantConnectionManager:
         with self._lock:
             engines = [engine for _, engine, _ in self._engines.values()]
             self._engines.clear()
-        for engine in engines:
+            self._views.clear()
+            shared, self._shared = self._shared, None
+        for engine in engines + ([shared] if shared else []):
             self._retire(engine)
         self._close_retired()
 
@@ -141,9 +177,11 @@ class TenantConnectionManager:
                         self._retired.remove(pool)
         return closed
 
-    def _make_engine(self, target: TenantTarget) -> Engine:
+    def _make_engine(self, target: TenantTarget | None) -> Engine:
+        """A tenant's own engine, or (``target`` None) the shared one on no database."""
         engine = self.backend.create_engine(
-            target.database, user=target.user, password=target.password,
+            target.database if target else None, user=target.user if target else None,
+            password=target.password if target else None,
             pool_size=self._slots.limit, max_overflow=0, pool_timeout=self.checkout_timeout)
         sa.event.listen(engine, "do_connect", self._connect)
         sa.event.listen(engine.pool, "checkin", lambda _dbapi, _record: self._notify())
@@ -232,6 +270,8 @@ class TenantConnectionManager:
             cutoff = time.monotonic() - self.idle_seconds
             with self._lock:
                 idle = [engine for _, engine, used in self._engines.values() if used < cutoff]
+                if self._shared is not None and self._shared_used < cutoff:
+                    idle.append(self._shared)
             for engine in idle:
                 if engine.pool.checkedin():
                     engine.pool.dispose()

@@ -9,6 +9,7 @@ from api.tenancy.connections import TenantConnectionManager
 from api.tenancy.crypto import ConnectionCipher
 from api.tenancy.migrations import Tier
 from api.tenancy.routing import TenantDirectory
+from api.tenancy.storage import StorageMeter
 
 
 class Databases:
@@ -22,6 +23,7 @@ class Databases:
         self.cipher = ConnectionCipher(list(settings.encryption_keys))
         self.directory = TenantDirectory(self.master_engine, self.cipher,
                                          settings.tenant_cache_ttl_seconds)
+        self.storage = StorageMeter(self.backend, settings.storage_cache_seconds)
         self.connections = TenantConnectionManager(
             self.backend, settings.max_tenant_connections,
             idle_seconds=settings.tenant_idle_seconds,

@@ -1,0 +1,119 @@
+"""Platform admin users: super admins manage them; every admin may read the list.
+
+Roles: ``super_admin`` (everything), ``admin`` (tenants and the sales network), ``support``
+(read only). Admins are never hard-deleted (the audit log points at them): DELETE
+deactivates, and the last active super admin stays one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import sqlalchemy as sa
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from api.accounts import account_json, apply_changes, ensure_email_free, keep_one
+from api.audit import admin_audit
+from api.auth import admin_required
+from api.db import main_session
+from api.errors import COMMON_RESPONSES, ApiError
+from api.listing import PageQuery, paginate
+from api.models.main import AdminUser
+from api.responses import ok
+from api.schemas import Email, IdPath, Name, Password, refuse_null
+from api.security import hash_password
+
+bp = APIBlueprint("admin_users", __name__, url_prefix="/api/admin/users",
+                  abp_tags=[Tag(name="admin users")], abp_responses=COMMON_RESPONSES,
+                  abp_security=[{"bearer": []}])
+Role = Literal["super_admin", "admin", "support"]
+
+
+class AdminQuery(PageQuery):
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+class AdminCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Email
+    password: Password
+    role: Role
+    full_name: Name | None = None
+
+
+class AdminUpdate(BaseModel):
+    """Omitted fields stay as they are; only full_name may be set to null."""
+
+    model_config = ConfigDict(extra="forbid")
+    full_name: Name | None = None
+    role: Role | None = None
+    is_active: bool | None = None
+    password: Password | None = None
+
+    _not_null = field_validator("role", "is_active", "password", mode="before")(refuse_null)
+
+
+def admin_or_404(admin_id: int) -> AdminUser:
+    admin = main_session().get(AdminUser, admin_id)
+    if admin is None:
+        raise ApiError(404, "not_found", f"No admin user with id {admin_id}.")
+    return admin
+
+
+@bp.get("")
+@admin_required()
+def list_admins(query: AdminQuery):
+    select = sa.select(AdminUser).order_by(AdminUser.email)
+    if query.role is not None:
+        select = select.where(AdminUser.role == query.role)
+    if query.is_active is not None:
+        select = select.where(AdminUser.is_active.is_(query.is_active))
+    admins, total = paginate(main_session(), select, query)
+    return ok(admin_users=[account_json(admin) for admin in admins], total=total)
+
+
+@bp.post("", responses={201: None})
+@admin_required("super_admin")
+def create_admin(body: AdminCreate):
+    session = main_session()
+    ensure_email_free(session, AdminUser, body.email)
+    admin = AdminUser(email=body.email, password_hash=hash_password(body.password),
+                      role=body.role, full_name=body.full_name)
+    session.add(admin)
+    session.flush()
+    admin_audit(session, "create", "admin_user", admin.id, after=account_json(admin))
+    session.commit()
+    return ok(201, admin_user=account_json(admin))
+
+
+@bp.get("/<int:id>")
+@admin_required()
+def get_admin(path: IdPath):
+    return ok(admin_user=account_json(admin_or_404(path.id)))
+
+
+@bp.patch("/<int:id>")
+@admin_required("super_admin")
+def update_admin(path: IdPath, body: AdminUpdate):
+    """Rename, change role, (de)activate or set a password; the last super admin stays."""
+    session, admin = main_session(), admin_or_404(path.id)
+    before, changes = account_json(admin), body.model_dump(exclude_unset=True)
+    keep_one(session, AdminUser, "super_admin", admin, changes)
+    admin_audit(session, "update", "admin_user", admin.id, before, apply_changes(admin, changes))
+    session.commit()
+    return ok(admin_user=account_json(admin))
+
+
+@bp.delete("/<int:id>")
+@admin_required("super_admin")
+def deactivate_admin(path: IdPath):
+    """Deactivate an admin (their tokens stop working at once); returns the admin."""
+    session, admin = main_session(), admin_or_404(path.id)
+    before = account_json(admin)
+    keep_one(session, AdminUser, "super_admin", admin, {"is_active": False})
+    admin.is_active = False
+    admin_audit(session, "deactivate", "admin_user", admin.id, before, account_json(admin))
+    session.commit()
+    return ok(admin_user=account_json(admin))
