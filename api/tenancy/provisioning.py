@@ -11,7 +11,10 @@ repair can tell a live sign-up (lock held) from a dead one.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +36,7 @@ from api.tenancy.subdomains import database_name
 
 log = logging.getLogger(__name__)
 
+PAUSE_VARIABLE = "FINVERA_TEST_PAUSE_AT"
 STEPS = ("create_database", "create_user", "migrate", "create_admin", "store_connection",
          "activate")
 
@@ -126,12 +130,20 @@ def _record(dbs: Databases, signup: SignUp) -> int:
         return failed.id
 
 
+def pause_if_asked(step: str) -> None:
+    """Crash-test hook: with FINVERA_TEST_PAUSE_AT=<step> in the environment, announce the
+    step on stderr and wait there for ever, so a test can kill -9 the process at that point."""
+    if os.environ.get(PAUSE_VARIABLE) == step:
+        print(f"paused before {step}", file=sys.stderr, flush=True)
+        threading.Event().wait()
+
+
 def provision_tenant(dbs: Databases, signup: SignUp,
-                     on_step: Callable[[str], None] = lambda step: None) -> Provisioned:
+                     on_step: Callable[[str], None] = pause_if_asked) -> Provisioned:
     """Create a tenant: record, database, DB user, migrations, admin user, connection, active.
 
     ``on_step(name)`` is called before each step after the record; tests use it to inject
-    faults or to pause.
+    faults or to pause (the default pauses only when FINVERA_TEST_PAUSE_AT names the step).
     """
     _check_references(dbs, signup)
     try:
