@@ -55,6 +55,11 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def invalid_field(field: str, problem: str) -> ApiError:
+    """A 400 validation_error about one field (a rule pydantic alone cannot check)."""
+    return ApiError(400, "validation_error", f"{field}: {problem}", {field: problem})
+
+
 def _field_name(location: tuple) -> str:
     return ".".join(str(part) for part in location) or "body"
 

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from api.accounting.chart import BOOKKEEPERS, SECURITY, IdPath, commit_or_conflict, get_or_404
 from api.accounting.fields import GSTIN
 from api.accounting.rules import format_basis_points, format_paise
+from api.accounting.vouchers import posted_voucher
 from api.audit import audit
 from api.auth import tenant_user_required
 from api.errors import ApiError
@@ -52,15 +53,6 @@ def _ist(moment: datetime) -> datetime:
 
 def _iso(moment: date | datetime | None) -> str | None:
     return moment.isoformat() if moment else None
-
-
-def posted_voucher(voucher_id: int, field: str = "voucher_id") -> Voucher:
-    """The tenant's voucher ``voucher_id`` if it is posted; else a 400 on ``field`` saying why."""
-    voucher = tenant_session().get(Voucher, voucher_id)
-    if voucher is None or voucher.status != "posted":
-        problem = "is cancelled" if voucher else f"no voucher with id {voucher_id}"
-        raise ApiError(400, "validation_error", "No such posted voucher.", {field: problem})
-    return voucher
 
 
 # ---- GST rates ----

@@ -11,16 +11,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.accounting.chart import BOOKKEEPERS, SECURITY, IdPath, get_or_404
 from api.accounting.fields import PAN, BasisPoints, Paise, PositivePaise
-from api.accounting.gst import posted_voucher
 from api.accounting.rules import (
     BASIS_POINTS_PER_UNIT,
     divide_half_up,
     format_basis_points,
     format_paise,
 )
+from api.accounting.vouchers import posted_voucher
 from api.audit import audit
 from api.auth import tenant_user_required
-from api.errors import ApiError
+from api.errors import invalid_field
 from api.listing import PageQuery, paginate
 from api.models.tenant import Ledger, TDSDetail
 from api.responses import ok
@@ -93,10 +93,6 @@ def tds_json(row: TDSDetail) -> dict:
             "deducted_on": row.deducted_on.isoformat()}
 
 
-def _invalid(field: str, problem: str) -> ApiError:
-    return ApiError(400, "validation_error", "Some fields are not valid.", {field: problem})
-
-
 @bp.get("/tds-details", security=SECURITY)
 @tenant_user_required()
 def list_tds(query: TDSQuery):
@@ -123,14 +119,15 @@ def create_tds(body: TDSCreate):
     if body.deductee_ledger_id is not None:
         ledger = session.get(Ledger, body.deductee_ledger_id)
         if ledger is None:
-            raise _invalid("deductee_ledger_id", f"no ledger with id {body.deductee_ledger_id}")
+            raise invalid_field("deductee_ledger_id",
+                                f"no ledger with id {body.deductee_ledger_id}")
         if ledger.pan and ledger.pan != body.deductee_pan:
-            raise _invalid("deductee_pan", f"does not match the ledger's PAN ({ledger.pan})")
+            raise invalid_field("deductee_pan", f"does not match the ledger's PAN ({ledger.pan})")
     tds_paise = body.tds_amount
     if tds_paise is None:
         tds_paise = divide_half_up(body.base_amount * body.rate, BASIS_POINTS_PER_UNIT)
     elif tds_paise > body.base_amount:
-        raise _invalid("tds_amount", "must not be more than base_amount")
+        raise invalid_field("tds_amount", "must not be more than base_amount")
     row = TDSDetail(voucher_id=body.voucher_id, section=body.section,
                     deductee_ledger_id=body.deductee_ledger_id, deductee_pan=body.deductee_pan,
                     rate_bp=body.rate, base_amount_paise=body.base_amount,

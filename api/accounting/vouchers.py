@@ -23,11 +23,12 @@ from api.accounting.fields import HSNSAC, BasisPoints, PositiveMilli, PositivePa
 from api.accounting.rules import format_basis_points, format_milli, format_paise
 from api.audit import audit
 from api.auth import tenant_user_required
-from api.errors import ApiError
+from api.errors import ApiError, invalid_field
 from api.listing import PageQuery, paginate
 from api.models.tenant import (
     GSTIN,
     BillWiseDetail,
+    EInvoice,
     Ledger,
     Voucher,
     VoucherItem,
@@ -171,39 +172,44 @@ def voucher_json(session: Session, voucher: Voucher, vtype: VoucherType) -> dict
     }
 
 
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(400, "validation_error", message, {field: message})
+def posted_voucher(voucher_id: int, field: str = "voucher_id") -> Voucher:
+    """The tenant's voucher ``voucher_id`` if it is posted; else a 400 on ``field`` saying why."""
+    voucher = tenant_session().get(Voucher, voucher_id)
+    if voucher is None or voucher.status != "posted":
+        raise invalid_field(field, "is cancelled" if voucher else f"no voucher with id "
+                                                                 f"{voucher_id}")
+    return voucher
 
 
 def _check(session: Session, body: VoucherCreate) -> tuple[VoucherType, int, dict[int, Ledger]]:
     """Every rule a voucher must meet, before anything is written: 400 naming the rule."""
     vtype = session.scalar(sa.select(VoucherType).where(VoucherType.name == body.voucher_type))
     if vtype is None:
-        raise _invalid("voucher_type", f"no voucher type named {body.voucher_type!r}")
+        raise invalid_field("voucher_type", f"no voucher type named {body.voucher_type!r}")
     try:
         total = rules.check_balanced((e.type, e.amount) for e in body.entries)
     except rules.RuleError as exc:
-        raise _invalid(exc.field, exc.message) from None
+        raise invalid_field(exc.field, exc.message) from None
     ids = {entry.ledger_id for entry in body.entries} | {b.ledger_id for b in body.bill_allocations}
     ledgers = {ledger.id: ledger for ledger in session.scalars(
         sa.select(Ledger).where(Ledger.id.in_(ids)))}
     for position, entry in enumerate(body.entries):
         if entry.ledger_id not in ledgers:
-            raise _invalid(f"entries.{position}.ledger_id",
+            raise invalid_field(f"entries.{position}.ledger_id",
                            f"no ledger with id {entry.ledger_id} in this company")
     if body.items and vtype.base_type not in WITH_ITEMS:
-        raise _invalid("items", f"{vtype.base_type} vouchers carry no items")
+        raise invalid_field("items", f"{vtype.base_type} vouchers carry no items")
     entry_sides = {}
     for entry in body.entries:
         entry_sides.setdefault(entry.ledger_id, [entry.type, 0])[1] += entry.amount
     allocated: dict[int, int] = {}
     for position, bill in enumerate(body.bill_allocations):
         if bill.ledger_id not in entry_sides:
-            raise _invalid(f"bill_allocations.{position}.ledger_id",
+            raise invalid_field(f"bill_allocations.{position}.ledger_id",
                            "the ledger has no entry in this voucher")
         allocated[bill.ledger_id] = allocated.get(bill.ledger_id, 0) + bill.amount
         if allocated[bill.ledger_id] > entry_sides[bill.ledger_id][1]:
-            raise _invalid(f"bill_allocations.{position}.amount",
+            raise invalid_field(f"bill_allocations.{position}.amount",
                            "allocations exceed the ledger's amount in this voucher")
     return vtype, total, ledgers
 
@@ -329,6 +335,10 @@ def cancel_voucher(path: IdPath, body: CancelBody):
     vtype = session.get(VoucherType, voucher.voucher_type_id)
     if voucher.status == "cancelled":
         raise ApiError(409, "already_cancelled", "The voucher is already cancelled.")
+    if session.scalar(sa.select(EInvoice.id).where(EInvoice.voucher_id == voucher.id,
+                                                    EInvoice.status == "generated")):
+        raise ApiError(409, "e_invoice_generated", "Cancel the voucher's e-invoice first: "
+                       "an invoice reported to the IRP cannot silently stop counting.")
     before = voucher_json(session, voucher, vtype)
     voucher.status = "cancelled"
     voucher.cancelled_at = datetime.now(UTC).replace(tzinfo=None)

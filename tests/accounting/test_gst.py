@@ -298,9 +298,16 @@ def test_returns_and_e_invoices_use_vouchers_posted_through_the_api(acme):
     assert summary["summary"]["sales"] == {"count": 2, "taxable_value": "1250.00",
                                            "cgst": "6.25", "sgst": "6.25", "igst": "180.00",
                                            "cess": "0.00"}
-    assert acme.post("/api/e-invoices", e_invoice_body(inter)).status_code == 201
+    invoice = acme.post("/api/e-invoices", e_invoice_body(inter))
+    assert invoice.status_code == 201
     refused = acme.post("/api/e-invoices", e_invoice_body(cancelled, "2"))
     assert refused.json["error"]["fields"] == {"voucher_id": "is cancelled"}
+    # A voucher whose e-invoice stands cannot be cancelled; once the e-invoice is, it can.
+    kept = acme.post(f"/api/vouchers/{inter}/cancel", {})
+    assert (kept.status_code, kept.json["error"]["code"]) == (409, "e_invoice_generated")
+    invoice_id = invoice.json["data"]["e_invoice"]["id"]
+    acme.post(f"/api/e-invoices/{invoice_id}/cancel", {"reason": "wrong buyer"})
+    assert acme.post(f"/api/vouchers/{inter}/cancel", {}).status_code == 200
 
 
 # ---- roles, unknown ids and isolation ----
