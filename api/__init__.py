@@ -8,7 +8,7 @@ from flask_openapi3 import Info, OpenAPI
 from api import auth, backup_commands, commands, db, errors, health, responses, tenant_request
 from api.accounting import chart, gst, reports, tds, users, vouchers
 from api.config import Settings, load_settings
-from api.platform import admins, system, tenants
+from api.platform import admins, commissions, leads, sales, system, tenants
 from api.tenancy.databases import Databases
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     backup_commands.register(app)
     app.register_api(health.bp)
     auth.init_app(app, settings)
-    for platform_api in (admins, tenants, system):
+    for platform_api in (admins, tenants, system, sales, leads, commissions):
         app.register_api(platform_api.bp)
     for tenant_api in (users, chart, vouchers, gst, tds, reports):
         app.register_api(tenant_api.bp)

@@ -1,4 +1,4 @@
-"""The commands of the ``finvera`` CLI: init, serve, migrate, admin; registered on ``app.cli``."""
+"""The commands of the ``finvera`` CLI: init, serve, admin; registered on ``app.cli``."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from api.db import databases
 from api.models.main import AdminRole, AdminUser
+from api.platform.commissions import record_signup_referral
 from api.platform.tenants import TenantCreate
 from api.schemas import check_email
 from api.security import MIN_PASSWORD_LENGTH, hash_password
 from api.tenancy.backends import BackendError
-from api.tenancy.migrations import apply_migrations, pending_ids
 from api.tenancy.provisioning import (
     ProvisioningError,
     SignUp,
@@ -77,32 +77,6 @@ def serve_command(host: str, port: int, workers: int, threads: int) -> None:
     databases().dispose()
     GunicornServer({"bind": f"{host}:{port}", "workers": workers, "threads": threads,
                     "worker_class": "gthread", "accesslog": "-", "timeout": 60}).run()
-
-
-@click.command("migrate")
-@click.option("--tier", type=click.Choice(["main", "master"]),
-              help="Apply the pending migrations of this tier.")
-@click.option("--status", is_flag=True, help="Show what is pending, per tier.")
-@with_appcontext
-def migrate_command(tier: str | None, status: bool) -> None:
-    """Apply a tier's pending migrations, or show what is pending."""
-    if not tier and not status:
-        raise click.UsageError("give --tier main|master, or --status")
-    dbs = databases()
-    for each_tier, (name, engine) in dbs.tiers().items():
-        if status and not tier or each_tier == tier:
-            if status:
-                try:
-                    pending = pending_ids(engine, each_tier) if dbs.backend.database_exists(
-                        name) else ["(database does not exist yet)"]
-                except Exception as exc:
-                    raise click.ClickException(f"{name}: {exc}") from None
-                click.echo(f"{each_tier} ({name}): " + (", ".join(pending) or "up to date"))
-            else:
-                dbs.backend.create_database(name)
-                applied = apply_migrations(dbs.backend, name, each_tier)
-                click.echo(f"{each_tier} ({name}): applied {', '.join(applied)}" if applied
-                           else f"{each_tier} ({name}): up to date")
 
 
 @click.group("admin")
@@ -181,6 +155,9 @@ def create_tenant_command(company_name, subdomain, email, plan, referral_code, p
         raise click.ClickException(f"{exc}; run `finvera tenants repair {subdomain}` "
                                    "or retry the same command") from None
     tenant = result.tenant
+    if body.referral_code:
+        with Session(databases().main_engine) as session:
+            record_signup_referral(session, tenant.id, body.referral_code, body.plan)
     click.echo(f"created tenant {tenant.subdomain} (id {tenant.id}, database {tenant.db_name})")
     if result.generated_password:
         click.echo(f"admin {result.admin_email} password: {result.generated_password}")
@@ -224,6 +201,5 @@ def rotate_key_command() -> None:
 
 def register(app: Flask) -> None:
     """Add the platform's commands to ``app.cli`` (and so to ``finvera``)."""
-    for command in (init_command, serve_command, migrate_command, admin_group, tenants_group,
-                    rotate_key_command):
+    for command in (init_command, serve_command, admin_group, tenants_group, rotate_key_command):
         app.cli.add_command(command)

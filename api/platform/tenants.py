@@ -18,6 +18,7 @@ from api.errors import COMMON_RESPONSES, ApiError, ErrorEnvelope
 from api.listing import PageQuery, paginate
 from api.models.main import SubscriptionPlan
 from api.models.master import TenantMaster
+from api.platform.commissions import record_signup_referral
 from api.responses import ok
 from api.schemas import Code, Email, IdPath, Name, Password, Subdomain, refuse_null
 from api.tenancy.backends import BackendError
@@ -81,6 +82,9 @@ def create_tenant(body: TenantCreate):
                        f"Creating the tenant failed at step {exc.step}; nothing was left "
                        "behind and the same sign-up can be retried.",
                        headers={"Retry-After": "5"}) from None
+    if signup.referral_code:
+        record_signup_referral(main_session(), result.tenant.id, signup.referral_code,
+                               signup.plan)
     admin = {"email": result.admin_email}
     if result.generated_password:
         admin["password"] = result.generated_password

@@ -100,7 +100,7 @@ def _check_references(dbs: Databases, signup: SignUp) -> None:
                 SubscriptionPlan.code == signup.plan, SubscriptionPlan.is_active)):
             raise SignUpInvalid("plan", f"no active subscription plan {signup.plan!r}")
         if signup.referral_code and not session.scalar(sa.select(ReferralCode.id).where(
-                ReferralCode.code == signup.referral_code, ReferralCode.is_active)):
+                ReferralCode.code == signup.referral_code.upper(), ReferralCode.is_active)):
             raise SignUpInvalid("referral_code",
                                 f"no active referral code {signup.referral_code!r}")
 

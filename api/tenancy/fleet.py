@@ -1,0 +1,306 @@
+"""Migrating the fleet: every live tenant's database brought to the newest tenant schema.
+
+``FleetMigrator`` reads what each tenant database has applied with one query per database (on
+MySQL one statement per batch of databases), counts the current ones as such without opening
+yoyo, and hands the rest to an executor: one tenant after another, or a pool of threads. Each
+tenant is migrated by ``apply_migrations`` under yoyo's lock on that database; a server-wide
+named lock, held for the whole run, keeps a second run from starting. No Flask here: the
+``finvera migrate`` command (``api/migrate_command.py``) drives it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from typing import Protocol, TypeVar
+
+import sqlalchemy as sa
+import yoyo.exceptions
+from yoyo import get_backend
+
+from api.tenancy.backends import LockTimeout, checked_identifier
+from api.tenancy.databases import Databases
+from api.tenancy.migrations import (
+    YOYO_TABLE,
+    Tier,
+    applied_ids,
+    apply_migrations,
+    migration_ids,
+    tier_migrations,
+)
+from api.tenancy.registry import live_tenants
+
+BATCH_SIZE = 200  # databases read by one UNION ALL statement on MySQL
+# How long a tenant waits for yoyo's lock on its database before the lock is taken for one a
+# killed run left behind (see FleetMigrator._apply).
+YOYO_LOCK_WAIT = 1.0
+REASON_LENGTH = 300
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class FleetError(Exception):
+    """A run or check that cannot start; nothing was changed."""
+
+
+class FleetBusy(FleetError):
+    """Another run holds the fleet lock."""
+
+
+class UnknownTenants(FleetError):
+    """Tenants were named that are not active or suspended."""
+
+
+class NoTenantRegistry(FleetError):
+    """The master database does not exist yet, so there are no tenants to speak of."""
+
+
+@dataclass(frozen=True)
+class TenantResult:
+    """One tenant: the migrations still pending, those applied by this run, or why it failed."""
+
+    subdomain: str
+    database: str
+    pending: tuple[str, ...] = ()
+    applied: tuple[str, ...] = ()
+    error: str | None = None
+    note: str | None = None
+
+    @property
+    def state(self) -> str:
+        """``failed``, ``applied``, ``pending`` or ``current``."""
+        if self.error:
+            return "failed"
+        if self.applied:
+            return "applied"
+        return "pending" if self.pending else "current"
+
+
+@dataclass(frozen=True)
+class FleetReport:
+    """The results of a check or a run, by subdomain."""
+
+    results: tuple[TenantResult, ...]
+
+    def of(self, state: str) -> list[TenantResult]:
+        return [result for result in self.results if result.state == state]
+
+    @property
+    def ok(self) -> bool:
+        return not self.of("failed")
+
+
+class Executor(Protocol):
+    """How the tenants of a run are spread over workers (django-tenants' migration executors)."""
+
+    def map_unordered(self, fn: Callable[[Item], Result],
+                      items: Sequence[Item]) -> Iterator[Result]:
+        """``fn(item)`` for every item, yielded in the calling thread as each one finishes."""
+
+
+class SequentialExecutor:
+    """One tenant after another, in the calling thread."""
+
+    def map_unordered(self, fn, items):
+        for item in items:
+            yield fn(item)
+
+
+class ThreadedExecutor:
+    """Up to ``workers`` tenants at once, one worker thread each.
+
+    Once the caller stops (an error, Ctrl-C) no further tenant is started, and the tenants
+    under way are finished before the caller goes on.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def map_unordered(self, fn, items):
+        pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="fleet")
+        try:
+            futures = [pool.submit(fn, item) for item in items]
+            for future in concurrent.futures.as_completed(futures):
+                yield future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def executor_for(parallel: int) -> Executor:
+    """The executor for ``--parallel N``."""
+    return SequentialExecutor() if parallel == 1 else ThreadedExecutor(parallel)
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as one short line, for a report: the error that started it first.
+
+    yoyo on MySQL, rolling back a failed DDL step, fails again (the DDL committed, and its
+    savepoint with it); the first error is the one that says what went wrong.
+    """
+    first = exc
+    while first.__context__ is not None:
+        first = first.__context__
+    text = f"{type(first).__name__}: {first}"
+    if first is not exc:
+        text += f" (then {type(exc).__name__}: {exc})"
+    text = " ".join(text.split())
+    return text if len(text) <= REASON_LENGTH else text[:REASON_LENGTH - 3] + "..."
+
+
+class FleetMigrator:
+    """Checks and migrates the tenant databases of the live (active and suspended) tenants.
+
+    ``before_tenant(result)`` is called in the worker before each tenant is migrated; tests use
+    it to pause a run or to stand in for a crash.
+    """
+
+    def __init__(self, dbs: Databases, executor: Executor | None = None,
+                 before_tenant: Callable[[TenantResult], None] = lambda result: None,
+                 batch_size: int = BATCH_SIZE) -> None:
+        self.dbs = dbs
+        self.executor = executor or SequentialExecutor()
+        self.before_tenant = before_tenant
+        self.batch_size = batch_size
+
+    @property
+    def lock_name(self) -> str:
+        """The server-wide lock a run holds: one run at a time per fleet."""
+        return f"{self.dbs.settings.tenant_db_prefix}fleet"
+
+    def tenants(self, subdomains: Iterable[str] | None = None) -> list[tuple[str, str]]:
+        """(subdomain, database) of the live tenants, or of those named (all of them live)."""
+        master = self.dbs.settings.master_db_name
+        if not self.dbs.backend.database_exists(master):  # before SQLite makes an empty file
+            raise NoTenantRegistry(f"the master database {master} is missing: "
+                                   "run finvera init first")
+        named = sorted(set(subdomains)) if subdomains else None
+        rows = live_tenants(self.dbs, named)
+        if named and len(rows) < len(named):
+            missing = sorted(set(named) - {row.subdomain for row in rows})
+            raise UnknownTenants(f"no active or suspended tenant {', '.join(missing)}")
+        return [(row.subdomain, row.db_name) for row in rows]
+
+    def check(self, subdomains: Iterable[str] | None = None) -> FleetReport:
+        """What each tenant still lacks; changes nothing (``--status``, ``--dry-run``)."""
+        tenants = self.tenants(subdomains)
+        existing = set(self.dbs.backend.list_databases(self.dbs.settings.tenant_db_prefix))
+        applied, problems = self._read_applied(
+            [database for _, database in tenants if database in existing])
+        ids = migration_ids(Tier.TENANT)
+        results = []
+        for subdomain, database in tenants:
+            if database not in existing:
+                error = f"database {database} does not exist"
+            else:
+                error = problems.get(database)
+            pending = () if error else tuple(
+                migration_id for migration_id in ids if migration_id not in applied[database])
+            results.append(TenantResult(subdomain, database, pending=pending, error=error))
+        return FleetReport(tuple(results))
+
+    def run(self, subdomains: Iterable[str] | None = None,
+            on_result: Callable[[TenantResult, int], None] = lambda result, total: None,
+            ) -> FleetReport:
+        """Apply the pending tenant migrations of the live tenants (or of those named).
+
+        Holds the fleet lock throughout; raises ``FleetBusy`` at once if another run has it.
+        ``on_result(result, total)`` is called in the calling thread as each tenant is done,
+        current ones first. One tenant's failure is reported in its result, and the others go
+        on. Tenants created meanwhile are not in the run: sign-up migrates them to the newest
+        schema itself.
+        """
+        with ExitStack() as held:
+            try:
+                held.enter_context(self.dbs.backend.lock(self.lock_name, timeout=0))
+            except LockTimeout:
+                raise FleetBusy(f"another tenant migration run holds lock {self.lock_name}: "
+                                "let it finish, then run again") from None
+            for migration in tier_migrations(Tier.TENANT):
+                migration.load()  # parse each file here, once, not in every worker at once
+            checked = self.check(subdomains).results
+            results = []
+            for result in checked:
+                if result.state != "pending":
+                    results.append(result)
+                    on_result(result, len(checked))
+            to_migrate = [result for result in checked if result.state == "pending"]
+            for result in self.executor.map_unordered(self._migrate, to_migrate):
+                results.append(result)
+                on_result(result, len(checked))
+        return FleetReport(tuple(sorted(results, key=lambda result: result.subdomain)))
+
+    def _migrate(self, result: TenantResult) -> TenantResult:
+        """Migrate one tenant (in a worker); a failure becomes the result's error."""
+        self.before_tenant(result)
+        try:
+            applied, note = self._apply(result.database)
+        except Exception as exc:
+            return replace(result, error=_reason(exc))
+        return replace(result, pending=(), applied=tuple(applied), note=note)
+
+    def _apply(self, database: str) -> tuple[list[str], str | None]:
+        """Apply what ``database`` lacks (yoyo decides again, under its lock); returns the ids
+        applied and a note when a stale yoyo lock had to be cleared first."""
+        backend = self.dbs.backend
+        try:
+            return apply_migrations(backend, database, Tier.TENANT, YOYO_LOCK_WAIT), None
+        except yoyo.exceptions.LockTimeout:
+            # While the fleet lock is held nothing else migrates a live tenant's database
+            # (a sign-up migrates its own before the tenant goes live), so this lock is one a
+            # killed run left behind: clear it and go on.
+            stale = get_backend(backend.yoyo_url(database))
+            try:
+                stale.break_lock()
+            finally:
+                stale.connection.close()
+            return (apply_migrations(backend, database, Tier.TENANT, YOYO_LOCK_WAIT),
+                    "cleared a yoyo lock left by a killed run")
+
+    def _read_applied(self, databases: list[str]) -> tuple[dict[str, set[str]], dict[str, str]]:
+        """The migration ids applied in each database, and why any could not be read.
+
+        On MySQL one connection reads a whole batch with one statement; a batch that fails (a
+        database dropped meanwhile) is read again one database at a time, as on SQLite.
+        """
+        if not self.dbs.backend.shares_connections:
+            return self._read_each(databases)
+        applied: dict[str, set[str]] = {}
+        problems: dict[str, str] = {}
+        for start in range(0, len(databases), self.batch_size):
+            batch = databases[start:start + self.batch_size]
+            try:
+                applied.update(self._read_batch(batch))
+            except sa.exc.DBAPIError:
+                each_applied, each_problems = self._read_each(batch)
+                applied.update(each_applied)
+                problems.update(each_problems)
+        return applied, problems
+
+    def _read_batch(self, batch: list[str]) -> dict[str, set[str]]:
+        """One UNION ALL over ``db``.``_yoyo_migration`` of every database in the batch."""
+        sql = " UNION ALL ".join(
+            f"SELECT '{name}', migration_id FROM `{name}`.`{YOYO_TABLE}`"
+            for name in map(checked_identifier, batch))
+        applied: dict[str, set[str]] = {name: set() for name in batch}
+        with self.dbs.master_engine.connect() as connection:
+            for name, migration_id in connection.exec_driver_sql(sql):
+                applied[name].add(migration_id)
+        return applied
+
+    def _read_each(self, databases: list[str]) -> tuple[dict[str, set[str]], dict[str, str]]:
+        """One connection and one read per database."""
+        applied: dict[str, set[str]] = {}
+        problems: dict[str, str] = {}
+        for name in databases:
+            engine = self.dbs.backend.create_engine(name, poolclass=sa.pool.NullPool)
+            try:
+                with engine.connect() as connection:
+                    applied[name] = applied_ids(connection)
+            except Exception as exc:
+                problems[name] = f"cannot read its migrations: {_reason(exc)}"
+            finally:
+                engine.dispose()
+        return applied, problems
