@@ -5,7 +5,17 @@ from __future__ import annotations
 from flask import jsonify
 from flask_openapi3 import Info, OpenAPI
 
-from api import auth, backup_commands, commands, db, errors, health, responses, tenant_request
+from api import (
+    auth,
+    backup_commands,
+    commands,
+    db,
+    errors,
+    health,
+    migrate_command,
+    responses,
+    tenant_request,
+)
 from api.accounting import chart, gst, reports, tds, users, vouchers
 from api.config import Settings, load_settings
 from api.platform import admins, commissions, leads, sales, system, tenants
@@ -38,6 +48,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     errors.register_error_handlers(app)
     commands.register(app)
     backup_commands.register(app)
+    migrate_command.register(app)
     app.register_api(health.bp)
     auth.init_app(app, settings)
     for platform_api in (admins, tenants, system, sales, leads, commissions):
