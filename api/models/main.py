@@ -10,7 +10,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, ForeignKey, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from api.models.columns import Timestamps
+from api.models.columns import AuditColumns, Timestamps
 
 
 class MainBase(DeclarativeBase):
@@ -171,15 +171,7 @@ class Target(Timestamps, MainBase):
     target_revenue_paise: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class AuditLog(MainBase):
+class AuditLog(AuditColumns, MainBase):
     __tablename__ = "audit_logs"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     admin_user_id: Mapped[int | None] = mapped_column(ForeignKey("admin_users.id"))
-    action: Mapped[str] = mapped_column(String(64))
-    entity_type: Mapped[str] = mapped_column(String(64))
-    entity_id: Mapped[str | None] = mapped_column(String(64))
-    before_data: Mapped[str | None] = mapped_column(Text)
-    after_data: Mapped[str | None] = mapped_column(Text)
-    ip_address: Mapped[str | None] = mapped_column(String(45))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, ForeignKey, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from api.models.columns import Timestamps
+from api.models.columns import AuditColumns, Timestamps
 
 
 class TenantBase(DeclarativeBase):
@@ -202,15 +202,7 @@ class EInvoice(Timestamps, TenantBase):
     cancel_reason: Mapped[str | None] = mapped_column(String(255))
 
 
-class AuditLog(TenantBase):
+class AuditLog(AuditColumns, TenantBase):
     __tablename__ = "audit_logs"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    action: Mapped[str] = mapped_column(String(64))
-    entity_type: Mapped[str] = mapped_column(String(64))
-    entity_id: Mapped[str | None] = mapped_column(String(64))
-    before_data: Mapped[str | None] = mapped_column(Text)
-    after_data: Mapped[str | None] = mapped_column(Text)
-    ip_address: Mapped[str | None] = mapped_column(String(45))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
