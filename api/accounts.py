@@ -10,10 +10,32 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ConfigDict, create_model, field_validator
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError
+from api.listing import PageQuery
+from api.schemas import Email, Name, Password, refuse_null
 from api.security import hash_password
+
+
+def account_schemas(prefix: str, roles: Any) -> tuple[type, type, type]:
+    """The list query, create body and update body of an account API whose roles are
+    ``roles`` (a Literal), named ``<prefix>Query``, ``<prefix>Create``, ``<prefix>Update`` in
+    the OpenAPI document. In an update, omitted fields stay as they are; only full_name may be
+    set to null."""
+    closed = ConfigDict(extra="forbid")
+    query = create_model(f"{prefix}Query", __base__=PageQuery, role=(roles | None, None),
+                         is_active=(bool | None, None))
+    create = create_model(f"{prefix}Create", __config__=closed, email=(Email, ...),
+                          password=(Password, ...), role=(roles, ...),
+                          full_name=(Name | None, None))
+    not_null = field_validator("role", "is_active", "password", mode="before")(refuse_null)
+    update = create_model(f"{prefix}Update", __config__=closed,
+                          __validators__={"not_null": not_null},
+                          full_name=(Name | None, None), role=(roles | None, None),
+                          is_active=(bool | None, None), password=(Password | None, None))
+    return query, create, update
 
 
 def account_json(user: Any) -> dict:

@@ -12,17 +12,15 @@ from typing import Literal
 
 import sqlalchemy as sa
 from flask_openapi3 import Tag
-from pydantic import BaseModel, ConfigDict, field_validator
 
 from api.accounting.chart import SECURITY, IdPath, commit_or_conflict, get_or_404
 from api.accounts import account_json as user_json
-from api.accounts import apply_changes, ensure_email_free, keep_one
+from api.accounts import account_schemas, apply_changes, ensure_email_free, keep_one
 from api.audit import audit
 from api.auth import tenant_user_required
-from api.listing import PageQuery, paginate
+from api.listing import paginate
 from api.models.tenant import User
 from api.responses import ok
-from api.schemas import Email, Name, Password, refuse_null
 from api.security import hash_password
 from api.tenant_request import tenant_blueprint, tenant_session
 
@@ -30,29 +28,7 @@ bp = tenant_blueprint("users", __name__, Tag(name="users"))
 Role = Literal["admin", "accountant", "viewer"]
 
 
-class UserQuery(PageQuery):
-    role: Role | None = None
-    is_active: bool | None = None
-
-
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    email: Email
-    password: Password
-    role: Role
-    full_name: Name | None = None
-
-
-class UserUpdate(BaseModel):
-    """Omitted fields stay as they are; only full_name may be set to null."""
-
-    model_config = ConfigDict(extra="forbid")
-    full_name: Name | None = None
-    role: Role | None = None
-    is_active: bool | None = None
-    password: Password | None = None
-
-    _not_null = field_validator("role", "is_active", "password", mode="before")(refuse_null)
+UserQuery, UserCreate, UserUpdate = account_schemas("User", Role)
 
 
 @bp.get("/users", security=SECURITY)

@@ -11,17 +11,22 @@ from typing import Literal
 
 import sqlalchemy as sa
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel, ConfigDict, field_validator
 
-from api.accounts import account_json, apply_changes, ensure_email_free, keep_one
+from api.accounts import (
+    account_json,
+    account_schemas,
+    apply_changes,
+    ensure_email_free,
+    keep_one,
+)
 from api.audit import admin_audit
 from api.auth import admin_required
 from api.db import main_session
 from api.errors import COMMON_RESPONSES, ApiError
-from api.listing import PageQuery, paginate
+from api.listing import paginate
 from api.models.main import AdminUser
 from api.responses import ok
-from api.schemas import Email, IdPath, Name, Password, refuse_null
+from api.schemas import IdPath
 from api.security import hash_password
 
 bp = APIBlueprint("admin_users", __name__, url_prefix="/api/admin/users",
@@ -30,29 +35,7 @@ bp = APIBlueprint("admin_users", __name__, url_prefix="/api/admin/users",
 Role = Literal["super_admin", "admin", "support"]
 
 
-class AdminQuery(PageQuery):
-    role: Role | None = None
-    is_active: bool | None = None
-
-
-class AdminCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    email: Email
-    password: Password
-    role: Role
-    full_name: Name | None = None
-
-
-class AdminUpdate(BaseModel):
-    """Omitted fields stay as they are; only full_name may be set to null."""
-
-    model_config = ConfigDict(extra="forbid")
-    full_name: Name | None = None
-    role: Role | None = None
-    is_active: bool | None = None
-    password: Password | None = None
-
-    _not_null = field_validator("role", "is_active", "password", mode="before")(refuse_null)
+AdminQuery, AdminCreate, AdminUpdate = account_schemas("Admin", Role)
 
 
 def admin_or_404(admin_id: int) -> AdminUser:
