@@ -16,7 +16,9 @@ from api.tenancy.crypto import KeyFormatError, derive_key, parse_keys
 DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){LABEL}(\.{LABEL})*$")
-TENANT_PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,23}$")
+# A tenant database is <prefix><subdomain up to 30>_<13-digit unix ms>: 64 characters at most
+# leaves 20 for the prefix.
+TENANT_PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
 KEY_FILE = "encryption.key"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}

@@ -104,3 +104,10 @@ def test_db_ssl_modes():
 def test_base_domain_must_be_a_host_name(value):
     with pytest.raises(ConfigError, match="BASE_DOMAIN"):
         load_settings({**MYSQL, "BASE_DOMAIN": value})
+
+
+def test_a_tenant_prefix_leaves_room_for_the_longest_database_name():
+    longest = "a" * 20
+    assert load_settings({**MYSQL, "TENANT_DB_PREFIX": longest}).tenant_db_prefix == longest
+    with pytest.raises(ConfigError, match="TENANT_DB_PREFIX"):
+        load_settings({**MYSQL, "TENANT_DB_PREFIX": longest + "b"})

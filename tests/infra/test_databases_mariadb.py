@@ -184,3 +184,33 @@ def test_a_declared_tenant_user_reads_its_own_database_and_no_other(separate_use
     # `_` is escaped in the grant, so acme_1 does not reach acmeX1 either.
     for other in (lookalike, stack.outputs["DB_NAME"], stack.outputs["MASTER_DB_NAME"]):
         assert connect_refusal(stack.server, other, user, password) == DB_ACCESS_DENIED
+
+
+@pytest.mark.parametrize("separate", [False, True], ids=["shared_user", "separate_users"])
+def test_the_app_runs_init_and_signs_a_tenant_up_as_the_declared_user(mysql_server, separate):
+    """The stack's outputs, as the API's environment: `finvera init` and `finvera tenants
+    create` succeed as the least-privileged application user, on either setting."""
+    import os
+    import subprocess
+    import sys
+
+    from cryptography.fernet import Fernet
+
+    stack = deploy(mysql_server, "i2" if separate else "i1", separate_users=separate)
+    env = {**os.environ, **{k: str(v) for k, v in stack.outputs.items() if k.isupper()},
+           "DB_SSL": "disabled", "ENCRYPTION_KEY": Fernet.generate_key().decode()}
+
+    def finvera(*args):
+        result = subprocess.run([sys.executable, "-m", "api", *args], env=env, text=True,
+                                capture_output=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "migrations applied" in finvera("init")
+    created = finvera("tenants", "create", "--company-name", "Acme", "--subdomain", "acme",
+                      "--email", "owner@acme.in")
+    assert "created tenant acme" in created
+    database = created.split("database ")[1].split(")")[0]
+    assert database.startswith(stack.outputs["TENANT_DB_PREFIX"])
+    rows = run(stack.app(database), "SELECT COUNT(*) FROM account_groups")
+    assert rows == [(28,)]
