@@ -12,6 +12,7 @@ from api import (
     db,
     errors,
     health,
+    metrics,
     migrate_command,
     responses,
     tenant_request,
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.json.sort_keys = False
     db.init_app(app, Databases(settings))
     tenant_request.init_app(app)
+    metrics.init_app(app)
     errors.register_error_handlers(app)
     commands.register(app)
     backup_commands.register(app)

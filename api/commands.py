@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 
 import click
 from flask import Flask
 from flask.cli import with_appcontext
 from gunicorn.app.base import BaseApplication
+from prometheus_client.multiprocess import mark_process_dead
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.db import databases
+from api.metrics import MULTIPROCESS_VARIABLE
 from api.models.main import AdminRole, AdminUser
 from api.platform.commissions import record_signup_referral
 from api.platform.tenants import TenantCreate
@@ -73,10 +77,16 @@ def init_command() -> None:
 @with_appcontext
 def serve_command(host: str, port: int, workers: int, threads: int) -> None:
     """Run the start-up flow, then serve the API with gunicorn."""
+    if not os.environ.get(MULTIPROCESS_VARIABLE):
+        # Metrics of several workers add up through files, a mode prometheus_client chooses
+        # when it is first imported: start again with the directory set from the outset.
+        os.environ[MULTIPROCESS_VARIABLE] = tempfile.mkdtemp(prefix="finvera-metrics-")
+        os.execv(sys.executable, [sys.executable, "-m", "api", *sys.argv[1:]])
     _initialize()
     databases().dispose()
     GunicornServer({"bind": f"{host}:{port}", "workers": workers, "threads": threads,
-                    "worker_class": "gthread", "accesslog": "-", "timeout": 60}).run()
+                    "worker_class": "gthread", "accesslog": "-", "timeout": 60,
+                    "child_exit": lambda _server, worker: mark_process_dead(worker.pid)}).run()
 
 
 @click.group("admin")

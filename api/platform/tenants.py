@@ -16,6 +16,7 @@ from api.auth import admin_required
 from api.db import databases, main_session, master_session
 from api.errors import COMMON_RESPONSES, ApiError, ErrorEnvelope
 from api.listing import PageQuery, paginate
+from api.metrics import metrics
 from api.models.main import SubscriptionPlan
 from api.models.master import TenantMaster
 from api.platform.commissions import record_signup_referral
@@ -70,18 +71,22 @@ def tenant_json(tenant: TenantMaster) -> dict:
 @admin_required("super_admin", "admin")
 def create_tenant(body: TenantCreate):
     """Create a tenant: its row, database, migrations, admin user; 201 when it is active."""
-    signup = SignUp(**body.model_dump())
+    signup, outcomes = SignUp(**body.model_dump()), metrics().provisioning
     try:
         result = provision_tenant(databases(), signup)
     except SignUpInvalid as exc:
+        outcomes.labels("invalid").inc()
         raise ApiError(400, "validation_error", str(exc), {exc.field: str(exc)}) from None
     except TenantConflict as exc:
+        outcomes.labels("conflict").inc()
         raise ApiError(409, "subdomain_taken", str(exc), {"subdomain": str(exc)}) from None
     except ProvisioningError as exc:
+        outcomes.labels("failed").inc()
         raise ApiError(503, "provisioning_failed",
                        f"Creating the tenant failed at step {exc.step}; nothing was left "
                        "behind and the same sign-up can be retried.",
                        headers={"Retry-After": "5"}) from None
+    outcomes.labels("created").inc()
     if signup.referral_code:
         record_signup_referral(main_session(), result.tenant.id, signup.referral_code,
                                signup.plan)

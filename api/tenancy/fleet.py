@@ -154,7 +154,7 @@ class FleetMigrator:
     """Checks and migrates the tenant databases of the live (active and suspended) tenants.
 
     ``before_tenant(result)`` is called in the worker before each tenant is migrated; tests use
-    it to pause a run or to stand in for a crash.
+    it to pause a run.
     """
 
     def __init__(self, dbs: Databases, executor: Executor | None = None,
