@@ -22,6 +22,7 @@ from api.platform.commissions import record_signup_referral
 from api.platform.tenants import TenantCreate
 from api.schemas import check_email
 from api.security import MIN_PASSWORD_LENGTH, hash_password
+from api.tenancy import pool
 from api.tenancy.backends import BackendError
 from api.tenancy.provisioning import (
     ProvisioningError,
@@ -198,6 +199,33 @@ def repair_tenants_command(subdomains, everything, drop_orphans):
             click.echo(f"dropped DB user {name}")
     if not (report.cleaned or report.in_progress or report.orphan_databases or report.dropped):
         click.echo("nothing to repair")
+
+
+@tenants_group.group("pool")
+def pool_group() -> None:
+    """The pool of ready tenant databases (TENANT_POOL_SIZE) that sign-ups claim."""
+
+
+@pool_group.command("fill")
+@click.option("--size", type=click.IntRange(0, 1000), default=None,
+              help="How many ready databases to keep (default: TENANT_POOL_SIZE).")
+@with_appcontext
+def fill_pool_command(size: int | None) -> None:
+    """Create and migrate databases until the pool holds SIZE ready ones."""
+    _initialize()
+    made = pool.fill(databases(), size)
+    click.echo(f"made {len(made)} ready databases; {len(pool.pooled(databases()))} in the pool")
+
+
+@pool_group.command("status")
+@with_appcontext
+def pool_status_command() -> None:
+    """How many ready databases wait for a sign-up."""
+    ready = pool.pooled(databases())
+    click.echo(f"{len(ready)} ready databases (TENANT_POOL_SIZE="
+               f"{databases().settings.tenant_pool_size})")
+    for name in ready:
+        click.echo(f"  {name}")
 
 
 @click.command("rotate-key")

@@ -49,6 +49,7 @@ class Settings:
     token_ttl_seconds: int = 3600
     tenant_cache_ttl_seconds: int = 5
     storage_cache_seconds: int = 60
+    tenant_pool_size: int = 0
     tenant_idle_seconds: int = 300
     tenant_checkout_timeout_seconds: float = 2.0
     db_connect_timeout_seconds: int = 3
@@ -169,6 +170,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         token_ttl_seconds=_integer(env, "TOKEN_TTL_SECONDS", 3600, 60, 7 * 24 * 3600),
         tenant_cache_ttl_seconds=_integer(env, "TENANT_CACHE_TTL_SECONDS", 5, 0, 3600),
         storage_cache_seconds=_integer(env, "STORAGE_CACHE_SECONDS", 60, 0, 24 * 3600),
+        tenant_pool_size=_integer(env, "TENANT_POOL_SIZE", 0, 0, 1000),
         tenant_idle_seconds=_integer(env, "TENANT_IDLE_SECONDS", 300, 1, 24 * 3600),
         tenant_checkout_timeout_seconds=_integer(
             env, "TENANT_CHECKOUT_TIMEOUT_MS", 2000, 0, 60000) / 1000,

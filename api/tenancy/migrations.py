@@ -55,6 +55,16 @@ def apply_migrations(backend: Backend, database: str, tier: Tier,
         yoyo_backend.connection.close()
 
 
+def apply_pending(backend: Backend, database: str, tier: Tier) -> list[str]:
+    """apply_migrations, but a database already current costs one query, not a yoyo run."""
+    engine = backend.create_engine(database, poolclass=sa.pool.NullPool)
+    try:
+        pending = pending_ids(engine, tier)
+    finally:
+        engine.dispose()
+    return apply_migrations(backend, database, tier) if pending else []
+
+
 def applied_ids(connection: sa.Connection) -> set[str]:
     """Ids yoyo recorded as applied on this connection's database (none if yoyo never ran)."""
     if not sa.inspect(connection).has_table(YOYO_TABLE):

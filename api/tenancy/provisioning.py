@@ -28,9 +28,10 @@ from api.models.main import ReferralCode, SubscriptionPlan
 from api.models.master import TenantMaster
 from api.models.tenant import User
 from api.security import hash_password
+from api.tenancy import pool
 from api.tenancy.backends import BackendError, LockTimeout
 from api.tenancy.databases import Databases
-from api.tenancy.migrations import Tier, apply_migrations
+from api.tenancy.migrations import Tier, apply_pending
 from api.tenancy.registry import LIVE_STATUSES
 from api.tenancy.subdomains import database_name
 
@@ -164,11 +165,13 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
     step = STEPS[0]
     try:
         on_step(step)
-        db_name = database_name(settings.tenant_db_prefix, signup.subdomain,
-                                int(time.time() * 1000))
-        _update(dbs, tenant_id, db_name=db_name)  # named before it exists: repair can find it
-        if not backend.create_database(db_name):
-            raise BackendError(f"database {db_name} already exists")
+        db_name = pool.claim(dbs, tenant_id) if settings.tenant_pool_size else None
+        if db_name is None:
+            db_name = database_name(settings.tenant_db_prefix, signup.subdomain,
+                                    int(time.time() * 1000))
+            _update(dbs, tenant_id, db_name=db_name)  # named before it exists: repair finds it
+            if not backend.create_database(db_name):
+                raise BackendError(f"database {db_name} already exists")
         made["database"] = db_name
 
         step = "create_user"
@@ -180,7 +183,7 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
 
         step = "migrate"
         on_step(step)
-        apply_migrations(backend, db_name, Tier.TENANT)
+        apply_pending(backend, db_name, Tier.TENANT)  # a claimed one is usually current
 
         step = "create_admin"
         on_step(step)
@@ -210,6 +213,8 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
         reason = f"{type(exc).__name__}: {exc}"[:500]
         _compensate(dbs, tenant_id, made, f"{step}: {reason}")
         raise ProvisioningError(tenant_id, step, reason) from exc
+    if settings.tenant_pool_size:
+        pool.refill_in_background(dbs)
     generated = None if signup.admin_password else password
     return Provisioned(tenant=tenant, admin_email=signup.email, generated_password=generated)
 
@@ -297,7 +302,8 @@ def repair(dbs: Databases, subdomains: list[str] | None = None,
             TenantMaster.db_name.is_not(None),
             TenantMaster.status.in_((*LIVE_STATUSES, "provisioning")))))
         cleaned = {name for dropped in report.cleaned.values() for name in dropped}
-        report.orphan_databases = [name for name in existing if name not in owned | cleaned]
+        report.orphan_databases = [name for name in existing if name not in owned | cleaned
+                                   and not name.startswith(pool.pool_prefix(dbs))]
         if drop_orphans:
             for name in report.orphan_databases:
                 if drop_tenant_database(dbs, name):
