@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import jsonify, request
 from flask_openapi3 import Info, OpenAPI
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api import (
     auth,
@@ -23,6 +24,15 @@ from api.platform import admins, commissions, leads, sales, system, tenants
 from api.tenancy.databases import Databases
 
 MAX_BODY_BYTES = 1024 * 1024
+
+
+def _refuse_oversized_chunked_body() -> None:
+    """413 for a body sent without Content-Length (chunked) that reaches the limit: Werkzeug
+    cuts such a body at MAX_CONTENT_LENGTH silently, and the cut body would be read as if it
+    were all (or refused as malformed JSON)."""
+    if request.content_length is None and request.method in ("POST", "PUT", "PATCH") \
+            and len(request.get_data(cache=True)) >= MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
 
 
 def create_app(settings: Settings | None = None) -> OpenAPI:
@@ -58,4 +68,5 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     for tenant_api in (users, chart, vouchers, gst, tds, reports):
         app.register_api(tenant_api.bp)
     app.add_url_rule("/api/openapi.json", "openapi_document", lambda: jsonify(app.api_doc))
+    app.before_request(_refuse_oversized_chunked_body)
     return app

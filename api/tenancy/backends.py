@@ -23,6 +23,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+# Every engine is made with hide_parameters=True: statement parameters carry passwords
+# (CREATE USER ... IDENTIFIED BY) and encrypted connection info, and must never reach a log
+# or an error message, whatever logging an operator turns on.
 # What a tenant's own DB user may do on its database: data, DDL for its migrations, and the
 # locks and temporary tables migrations and reports use. infra/databases.py grants the app
 # exactly these (with GRANT OPTION) on the tenant prefix; a test keeps the two lists equal.
@@ -140,11 +143,13 @@ class MySQLBackend(Backend):
         }[ssl_mode]}
         self._admin = sa.create_engine(
             self.url(None), pool_size=2, max_overflow=8, pool_pre_ping=True,
-            isolation_level="AUTOCOMMIT", connect_args=self._connect_args)
+            isolation_level="AUTOCOMMIT", connect_args=self._connect_args,
+            hide_parameters=True)
         # A lock lives as long as its connection: one each, outside the pool, so that a process
         # killed while holding one releases it, and held locks never starve the admin pool.
         self._locks = sa.create_engine(
-            self.url(None), poolclass=sa.pool.NullPool, connect_args=self._connect_args)
+            self.url(None), poolclass=sa.pool.NullPool, connect_args=self._connect_args,
+            hide_parameters=True)
 
     def url(self, database, user=None, password=None):
         return URL.create(
@@ -174,7 +179,7 @@ class MySQLBackend(Backend):
                         **options.pop("connect_args", {})}
         user, password = options.pop("user", None), options.pop("password", None)
         engine = sa.create_engine(self.url(database, user, password),
-                                  connect_args=connect_args, **options)
+                                  connect_args=connect_args, hide_parameters=True, **options)
         sa.event.listen(engine, "connect", self._after_connect)
         sa.event.listen(engine, "checkout", self._ping)
         return engine
@@ -319,7 +324,8 @@ class SQLiteBackend(Backend):
             if options.pop(unsupported, None):
                 raise BackendError("SQLite has no database users")
         options.pop("connect_args", None)
-        engine = sa.create_engine(self.url(database), connect_args={"timeout": 30}, **options)
+        engine = sa.create_engine(self.url(database), connect_args={"timeout": 30},
+                                  hide_parameters=True, **options)
         sa.event.listen(engine, "connect", _configure_sqlite_connection)
         return engine
 

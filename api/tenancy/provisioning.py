@@ -210,7 +210,10 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
         on_step(step)
         tenant = _update(dbs, tenant_id, status="active", provisioned_at=_now())
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"[:500]
+        # A database error's text is the driver's message; the statement and its parameters
+        # (connection info, passwords) stay out of a reason admins can read.
+        cause = exc.orig if isinstance(exc, sa.exc.StatementError) and exc.orig else exc
+        reason = f"{type(cause).__name__}: {cause}"[:500]
         _compensate(dbs, tenant_id, made, f"{step}: {reason}")
         raise ProvisioningError(tenant_id, step, reason) from exc
     if settings.tenant_pool_size:

@@ -84,6 +84,9 @@ class TenantDirectory:
         self._engine, self._cipher, self.ttl = master_engine, cipher, ttl_seconds
         self._cache: OrderedDict[str, tuple[float, TenantRecord]] = OrderedDict()
         self._lock = threading.Lock()
+        # Bumped by forget(): a lookup whose query began before a forget must not cache what
+        # it read (a suspension would otherwise be undone for a TTL in this very process).
+        self._generation = 0
 
     def resolve(self, header: str | None, subdomain: str | None) -> TenantRecord:
         """The tenant a request may be served for, or the RoutingError that says why not.
@@ -119,12 +122,15 @@ class TenantDirectory:
             if cached and cached[0] > now:
                 self._cache.move_to_end(key)
                 return cached[1]
+            generation = self._generation
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(TenantMaster).where(where)).first()
         if row is None:
             return None
         tenant = self._record(row._mapping)
         with self._lock:
+            if generation != self._generation:
+                return tenant  # a forget() ran meanwhile: serve this answer, cache nothing
             self._cache[key] = (now + self.ttl, tenant)
             while len(self._cache) > MAX_CACHED:
                 self._cache.popitem(last=False)
@@ -133,6 +139,7 @@ class TenantDirectory:
     def forget(self, tenant_id: int) -> None:
         """Drop every cached entry of a tenant, so this process sees its change at once."""
         with self._lock:
+            self._generation += 1
             for key in [k for k, (_, t) in self._cache.items() if t.id == tenant_id]:
                 del self._cache[key]
 
