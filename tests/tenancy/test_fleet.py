@@ -321,7 +321,8 @@ started, real_steps = [], Migration.process_steps
 def process_steps(migration, backend, direction, force=False):
     started.append(migration.id)
     if len(started) > 2:  # the first two tenants are migrated, then two stop half-way
-        print("paused", flush=True)
+        sys.stdout.write("paused\\n")  # one write: two threads' print()s can interleave
+        sys.stdout.flush()
         time.sleep(600)
     return real_steps(migration, backend, direction, force)
 
