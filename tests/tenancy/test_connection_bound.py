@@ -24,8 +24,10 @@ class ProcesslistSampler(threading.Thread):
     app's own DB user that are on no database (the shared pool) or on a tenant's, and those
     of tenants' own DB users."""
 
-    QUERY = ("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE "
-             "(USER = %s AND (DB IS NULL OR DB LIKE %s)) OR USER LIKE %s")
+    # A connection still logging in (Command 'Connect': a master pool's too) has no database
+    # for that moment; it is not a tenant connection.
+    QUERY = ("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND <> 'Connect' "
+             "AND ((USER = %s AND (DB IS NULL OR DB LIKE %s)) OR USER LIKE %s)")
 
     def __init__(self, server, settings):
         super().__init__(daemon=True)
