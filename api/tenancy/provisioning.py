@@ -86,8 +86,20 @@ def tenant_db_user(dbs: Databases, tenant_id: int) -> str:
     return f"{dbs.settings.tenant_db_prefix}u{tenant_id}"
 
 
-def _subdomain_lock(dbs: Databases, subdomain: str) -> str:
+def subdomain_lock(dbs: Databases, subdomain: str) -> str:
+    """The named lock a sign-up (or a restore as the tenant) holds for its subdomain."""
     return f"{dbs.settings.tenant_db_prefix}s_{subdomain.replace('-', '_')}"
+
+
+def connection_info(dbs: Databases, database: str, user: str | None = None,
+                    password: str | None = None) -> dict:
+    """What a tenant's row stores, encrypted, about where its database is and whom to log in as."""
+    info = {"server": "default", "database": database}
+    if dbs.backend.name == "mysql":
+        info.update(host=dbs.settings.db_host, port=dbs.settings.db_port)
+    if user:
+        info.update(user=user, password=password)
+    return info
 
 
 def _now() -> datetime:
@@ -148,7 +160,7 @@ def provision_tenant(dbs: Databases, signup: SignUp,
     """
     _check_references(dbs, signup)
     try:
-        with dbs.backend.lock(_subdomain_lock(dbs, signup.subdomain), timeout=0):
+        with dbs.backend.lock(subdomain_lock(dbs, signup.subdomain), timeout=0):
             tenant_id = _record(dbs, signup)
             return _provision(dbs, signup, tenant_id, on_step)
     except LockTimeout:
@@ -199,11 +211,7 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
 
         step = "store_connection"
         on_step(step)
-        info = {"server": "default", "database": db_name}
-        if backend.name == "mysql":
-            info.update(host=settings.db_host, port=settings.db_port)
-        if db_user:
-            info.update(user=db_user, password=db_password)
+        info = connection_info(dbs, db_name, db_user, db_password)
         _update(dbs, tenant_id, db_connection_encrypted=dbs.cipher.encrypt(info))
 
         step = "activate"
@@ -291,7 +299,7 @@ def repair(dbs: Databases, subdomains: list[str] | None = None,
         stuck = session.scalars(query).all()
         for tenant in stuck:
             try:
-                with dbs.backend.lock(_subdomain_lock(dbs, tenant.subdomain), timeout=0):
+                with dbs.backend.lock(subdomain_lock(dbs, tenant.subdomain), timeout=0):
                     report.cleaned[tenant.subdomain] = _clean_leftovers(dbs, tenant)
                     if tenant.status == "provisioning":
                         tenant.status = "failed"
