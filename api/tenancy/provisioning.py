@@ -29,7 +29,7 @@ from api.models.master import TenantMaster
 from api.models.tenant import User
 from api.security import hash_password
 from api.tenancy import pool
-from api.tenancy.backends import BackendError, LockTimeout
+from api.tenancy.backends import Backend, BackendError, LockTimeout
 from api.tenancy.databases import Databases
 from api.tenancy.migrations import Tier, apply_pending
 from api.tenancy.registry import LIVE_STATUSES
@@ -86,20 +86,8 @@ def tenant_db_user(dbs: Databases, tenant_id: int) -> str:
     return f"{dbs.settings.tenant_db_prefix}u{tenant_id}"
 
 
-def subdomain_lock(dbs: Databases, subdomain: str) -> str:
-    """The named lock a sign-up (or a restore as the tenant) holds for its subdomain."""
+def _subdomain_lock(dbs: Databases, subdomain: str) -> str:
     return f"{dbs.settings.tenant_db_prefix}s_{subdomain.replace('-', '_')}"
-
-
-def connection_info(dbs: Databases, database: str, user: str | None = None,
-                    password: str | None = None) -> dict:
-    """What a tenant's row stores, encrypted, about where its database is and whom to log in as."""
-    info = {"server": "default", "database": database}
-    if dbs.backend.name == "mysql":
-        info.update(host=dbs.settings.db_host, port=dbs.settings.db_port)
-    if user:
-        info.update(user=user, password=password)
-    return info
 
 
 def _now() -> datetime:
@@ -160,7 +148,7 @@ def provision_tenant(dbs: Databases, signup: SignUp,
     """
     _check_references(dbs, signup)
     try:
-        with dbs.backend.lock(subdomain_lock(dbs, signup.subdomain), timeout=0):
+        with dbs.backend.lock(_subdomain_lock(dbs, signup.subdomain), timeout=0):
             tenant_id = _record(dbs, signup)
             return _provision(dbs, signup, tenant_id, on_step)
     except LockTimeout:
@@ -211,7 +199,7 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
 
         step = "store_connection"
         on_step(step)
-        info = connection_info(dbs, db_name, db_user, db_password)
+        info = connection_info(backend, db_name, db_user, db_password)
         _update(dbs, tenant_id, db_connection_encrypted=dbs.cipher.encrypt(info))
 
         step = "activate"
@@ -228,6 +216,17 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
         pool.refill_in_background(dbs)
     generated = None if signup.admin_password else password
     return Provisioned(tenant=tenant, admin_email=signup.email, generated_password=generated)
+
+
+def connection_info(backend: Backend, database: str, user: str | None,
+                    password: str | None) -> dict:
+    """What a tenant's row keeps, encrypted, of where its database is and whom to connect as."""
+    info = {"server": "default", "database": database}
+    if backend.name == "mysql":
+        info.update(host=backend.host, port=backend.port)
+    if user:
+        info.update(user=user, password=password)
+    return info
 
 
 def _update(dbs: Databases, tenant_id: int, **values) -> TenantMaster:
@@ -299,7 +298,7 @@ def repair(dbs: Databases, subdomains: list[str] | None = None,
         stuck = session.scalars(query).all()
         for tenant in stuck:
             try:
-                with dbs.backend.lock(subdomain_lock(dbs, tenant.subdomain), timeout=0):
+                with dbs.backend.lock(_subdomain_lock(dbs, tenant.subdomain), timeout=0):
                     report.cleaned[tenant.subdomain] = _clean_leftovers(dbs, tenant)
                     if tenant.status == "provisioning":
                         tenant.status = "failed"

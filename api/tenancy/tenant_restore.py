@@ -26,7 +26,7 @@ from api.tenancy.backends import LockTimeout
 from api.tenancy.backups import BackupError, Manifest, read_manifest, restore_database
 from api.tenancy.databases import Databases
 from api.tenancy.migrations import Tier, apply_pending, migration_ids
-from api.tenancy.provisioning import connection_info, subdomain_lock, tenant_db_user
+from api.tenancy.provisioning import _subdomain_lock, connection_info, tenant_db_user
 from api.tenancy.registry import LIVE_STATUSES
 from api.tenancy.subdomains import SubdomainError, check_subdomain, database_name
 
@@ -72,8 +72,8 @@ def restore_as_tenant(dbs: Databases, dump_path: Path, subdomain: str, *,
     if unknown:
         raise BackupError(f"{dump_path.name} has migrations this release does not know "
                           f"({', '.join(unknown)}): restore it with a release that has them")
-    try:
-        with dbs.backend.lock(subdomain_lock(dbs, subdomain), timeout=0):
+    try:  # the sign-up's own lock on the subdomain: a restore and a sign-up never interleave
+        with dbs.backend.lock(_subdomain_lock(dbs, subdomain), timeout=0):
             return _restore(dbs, dump_path, manifest, subdomain, replace)
     except LockTimeout:
         raise BackupError(f"a sign-up or restore of {subdomain!r} is under way: try again "
@@ -121,7 +121,7 @@ def _restore(dbs: Databases, dump_path: Path, manifest: Manifest, subdomain: str
                     made_user = user
             values.update(db_name=name, db_server="default",
                           db_connection_encrypted=dbs.cipher.encrypt(
-                              connection_info(dbs, name, user, password)))
+                              connection_info(dbs.backend, name, user, password)))
             if new:
                 for column, value in values.items():
                     setattr(row, column, value)
