@@ -15,9 +15,7 @@ from api.tenancy.backends import BackendError
 from api.tenancy.backups import BackupError, backup_database, read_manifest, restore_database
 from api.tenancy.migrations import Tier
 from api.tenancy.registry import live_tenants
-
-AS_TENANT_NOT_YET = ("--as-tenant is not available yet; restore with --as-database into a "
-                     "new database instead")
+from api.tenancy.tenant_restore import TenantRestore, restore_as_tenant
 
 
 @contextmanager
@@ -62,16 +60,24 @@ def backup_command(tier: str, subdomain: str | None, out_dir: Path) -> None:
 @click.option("--as-database", "target", default=None,
               help="Restore into this database instead of the one the backup was taken of.")
 @click.option("--as-tenant", "subdomain", default=None,
-              help="Restore a tenant's backup as this tenant.")
+              help="Restore a tenant's backup into a new database and make it this tenant's.")
 @click.option("--replace", is_flag=True,
-              help="Drop the target database first if it exists (otherwise refused).")
+              help="Drop the target database first if it exists (otherwise refused); with "
+                   "--as-tenant, switch a live tenant to the restored database, keeping its "
+                   "current one.")
 @with_appcontext
 def restore_command(file: Path, target: str | None, subdomain: str | None,
                     replace: bool) -> None:
     """Restore a backup into a new database, checked against its manifest."""
-    if subdomain:
-        raise click.ClickException(AS_TENANT_NOT_YET)
     dbs = databases()
+    if subdomain:
+        if target:
+            raise click.UsageError("--as-tenant names its own new database: leave out "
+                                   "--as-database")
+        with _one_line_errors(f"restore of {file.name}"):
+            report = restore_as_tenant(dbs, file, subdomain, replace=replace)
+        _echo_tenant_restore(report)
+        return
     with _one_line_errors(f"restore of {file.name}"):
         manifest = read_manifest(file)
         target = target or manifest.database
@@ -84,6 +90,22 @@ def restore_command(file: Path, target: str | None, subdomain: str | None,
     click.echo(f"restored {manifest.database} ({manifest.tier}) into {target}"
                f"{' (replaced)' if report.replaced else ''}: {len(counts)} tables, "
                f"{sum(counts.values())} rows, as the manifest says")
+
+
+def _echo_tenant_restore(report: TenantRestore) -> None:
+    """What a restore as a tenant did, and where the database it replaced is."""
+    manifest, counts = report.manifest, report.manifest.row_counts
+    became = {"created": "new tenant", "revived": "tenant", "replaced": "tenant"}[report.outcome]
+    what = {"created": "active", "revived": "active again",
+            "replaced": "switched from its previous database"}[report.outcome]
+    click.echo(f"restored {manifest.database} (tenant {manifest.tenant}) as {became} "
+               f"{report.subdomain} (id {report.tenant_id}, {what}) into {report.database}: "
+               f"{len(counts)} tables, {sum(counts.values())} rows, as the manifest says"
+               + (f"; then applied {len(report.migrated)} migrations" if report.migrated
+                  else ""))
+    if report.previous_database:
+        click.echo(f"kept its previous database {report.previous_database}: `finvera tenants "
+                   "repair --all` lists it as an orphan, `--drop-orphans` drops it")
 
 
 def register(app: Flask) -> None:

@@ -9,6 +9,7 @@ every database, DB user and process it made. ``docs/benchmarks.md`` keeps the la
 - ``bench.signup``: POST /api/admin/tenants to a first answered request, against raw DDL.
 - ``bench.connections``: MariaDB connections and worker memory with many tenants behind a bound.
 - ``bench.fleet``: the fleet migration (``finvera migrate --tier tenant --all``) against raw DDL.
+- ``bench.scaling``: one MariaDB server (a private one) filling up with tenants; docs/scaling.md.
 
 ``bench.common`` holds what they share (the run's databases and clean-up, the server, the
 load generator, tenant cloning, the machine's description).

@@ -390,12 +390,9 @@ def create_tenants(run: BenchRun, dbs, count: int, ledgers: int = 20,
     provisioning writes it (status active, connection info encrypted with the app's cipher).
     """
     import sqlalchemy as sa
-    from sqlalchemy.orm import Session
 
-    from api.models.master import TenantMaster
     from api.models.tenant import AccountGroup, Ledger, User
     from api.tenancy.provisioning import SignUp, provision_tenant
-    from api.tenancy.subdomains import database_name
 
     first = subdomain_for(1)
     template = provision_tenant(dbs, SignUp("Bench Company 00001", first, f"admin@{first}.in",
@@ -413,9 +410,20 @@ def create_tenants(run: BenchRun, dbs, count: int, ledgers: int = 20,
         session.commit()
         admin_id = session.scalar(sa.select(User.id).where(User.role == "admin"))
     tenants = [BenchTenant(template.id, first, template.db_name, admin_id)]
-    if count <= 1:
-        return tenants
+    return tenants + clone_tenants(run, dbs, tenants[0], range(2, count + 1), threads)
 
+
+def clone_tenants(run: BenchRun, dbs, template: BenchTenant, numbers: range,
+                  threads: int = 4) -> list[BenchTenant]:
+    """Tenants ``subdomain_for(n)`` for n in ``numbers``, cloned from ``template`` as
+    ``create_tenants`` describes (so a benchmark can also grow its tenants in steps)."""
+    from sqlalchemy.orm import Session
+
+    from api.models.master import TenantMaster
+    from api.tenancy.subdomains import database_name
+
+    if not numbers:
+        return []
     with run.admin(template.db_name) as conn, conn.cursor() as cur:
         cur.execute("SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'")
         tables = [name for name, _ in cur.fetchall()]
@@ -426,7 +434,7 @@ def create_tenants(run: BenchRun, dbs, count: int, ledgers: int = 20,
     settings = dbs.settings
     stamp = int(time.time() * 1000)
     names = {n: database_name(settings.tenant_db_prefix, subdomain_for(n), stamp + n)
-             for n in range(2, count + 1)}
+             for n in numbers}
     local, opened = threading.local(), []
 
     def clone(number: int) -> None:
@@ -462,8 +470,8 @@ def create_tenants(run: BenchRun, dbs, count: int, ledgers: int = 20,
             provisioned_at=now) for n, name in names.items()]
         session.add_all(rows)
         session.commit()
-        tenants += [BenchTenant(row.id, row.subdomain, row.db_name, admin_id) for row in rows]
-    return tenants
+        return [BenchTenant(row.id, row.subdomain, row.db_name, template.admin_user_id)
+                for row in rows]
 
 
 def tenant_headers(settings, tenant: BenchTenant) -> dict[str, str]:

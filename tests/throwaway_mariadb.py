@@ -112,12 +112,16 @@ class ThrowawayMariaDB:
     user = "root"
     password = ""
 
-    def __init__(self, *, startup_timeout: float = 30.0, shutdown_timeout: float = 30.0) -> None:
+    def __init__(self, *, startup_timeout: float = 30.0, shutdown_timeout: float = 30.0,
+                 options: tuple[str, ...] = ()) -> None:
         reason = unavailable_reason()
         if reason:
             raise ThrowawayMariaDBError(reason)
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
+        # Server options after SERVER_OPTIONS (the last of an option wins); changed between a
+        # stop() and a start() they restart the same data with other settings.
+        self.options = tuple(options)
         self.root = Path(tempfile.mkdtemp(prefix="finvera-mariadb-"))
         if len(str(self.root / "mysqld.sock")) > MAX_SOCKET_PATH:  # a long $TMPDIR
             shutil.rmtree(self.root)
@@ -137,7 +141,7 @@ class ThrowawayMariaDB:
         """Create the data directory and system tables (once; start() calls it when needed)."""
         command = [_find(INSTALL_DB), "--no-defaults", f"--datadir={self.datadir}",
                    "--auth-root-authentication-method=normal", "--skip-test-db",
-                   "--skip-name-resolve", *self._run_as(), *SERVER_OPTIONS]
+                   "--skip-name-resolve", *self._run_as(), *SERVER_OPTIONS, *self.options]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120,
                                 check=False)
         if result.returncode != 0:
@@ -159,7 +163,7 @@ class ThrowawayMariaDB:
         command = [_find(MARIADBD), "--no-defaults", f"--datadir={self.datadir}",
                    f"--socket={self.socket}", f"--pid-file={self.pid_file}",
                    f"--port={self.port}", f"--log-error={self.log}", *self._run_as(),
-                   *SERVER_OPTIONS]
+                   *SERVER_OPTIONS, *self.options]
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, preexec_fn=_parent_death_signal())

@@ -97,6 +97,14 @@ class Backend(ABC):
         """Create a DB user with all privileges on ``database`` and nothing else."""
 
     @abstractmethod
+    def grant_database(self, user: str, database: str) -> None:
+        """Give an existing DB user the tenant privileges on one more ``database``."""
+
+    @abstractmethod
+    def revoke_database(self, user: str, database: str) -> None:
+        """Take the tenant privileges on ``database`` away from a DB user."""
+
+    @abstractmethod
     def drop_user(self, user: str) -> bool:
         """Drop a DB user if it exists; True when this call dropped it."""
 
@@ -244,10 +252,15 @@ class MySQLBackend(Backend):
     def create_user(self, user, password, database):
         self._execute("CREATE USER %s@%s IDENTIFIED BY %s",
                       (checked_identifier(user, "user name"), self.user_host, password))
-        # In GRANT ... ON db.*, "_" is a wildcard: escape it so the grant covers this one name.
-        pattern = checked_identifier(database).replace("_", r"\_")
-        self._execute(f"GRANT {', '.join(TENANT_PRIVILEGES)} ON `{pattern}`.* TO %s@%s",
-                      (user, self.user_host))
+        self.grant_database(user, database)
+
+    def grant_database(self, user, database):
+        self._execute(f"GRANT {', '.join(TENANT_PRIVILEGES)} ON {_grant_target(database)} "
+                      "TO %s@%s", (checked_identifier(user, "user name"), self.user_host))
+
+    def revoke_database(self, user, database):
+        self._execute(f"REVOKE {', '.join(TENANT_PRIVILEGES)} ON {_grant_target(database)} "
+                      "FROM %s@%s", (checked_identifier(user, "user name"), self.user_host))
 
     def drop_user(self, user):
         # Not DROP USER IF EXISTS plus a look in mysql.user: the app's least-privilege account
@@ -291,6 +304,12 @@ class MySQLBackend(Backend):
 def _set_timeouts(dbapi_connection, seconds: float) -> None:
     """Set PyMySQL's read and write timeouts on an open connection (used from its next I/O)."""
     dbapi_connection._read_timeout = dbapi_connection._write_timeout = seconds
+
+
+def _grant_target(database: str) -> str:
+    """``db``.* for GRANT and REVOKE, its "_" escaped: there it is a wildcard, and the grant
+    must cover this one name."""
+    return "`" + checked_identifier(database).replace("_", r"\_") + "`.*"
 
 
 def _mysql_errno(exc: sa.exc.DatabaseError) -> int | None:
@@ -360,6 +379,12 @@ class SQLiteBackend(Backend):
         return {name: self.database_size(name) for name in self.list_databases(prefix)}
 
     def create_user(self, user, password, database):
+        raise BackendError("SQLite has no database users")
+
+    def grant_database(self, user, database):
+        raise BackendError("SQLite has no database users")
+
+    def revoke_database(self, user, database):
         raise BackendError("SQLite has no database users")
 
     def drop_user(self, user):

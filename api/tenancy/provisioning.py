@@ -29,7 +29,7 @@ from api.models.master import TenantMaster
 from api.models.tenant import User
 from api.security import hash_password
 from api.tenancy import pool
-from api.tenancy.backends import BackendError, LockTimeout
+from api.tenancy.backends import Backend, BackendError, LockTimeout
 from api.tenancy.databases import Databases
 from api.tenancy.migrations import Tier, apply_pending
 from api.tenancy.registry import LIVE_STATUSES
@@ -199,11 +199,7 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
 
         step = "store_connection"
         on_step(step)
-        info = {"server": "default", "database": db_name}
-        if backend.name == "mysql":
-            info.update(host=settings.db_host, port=settings.db_port)
-        if db_user:
-            info.update(user=db_user, password=db_password)
+        info = connection_info(backend, db_name, db_user, db_password)
         _update(dbs, tenant_id, db_connection_encrypted=dbs.cipher.encrypt(info))
 
         step = "activate"
@@ -220,6 +216,17 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
         pool.refill_in_background(dbs)
     generated = None if signup.admin_password else password
     return Provisioned(tenant=tenant, admin_email=signup.email, generated_password=generated)
+
+
+def connection_info(backend: Backend, database: str, user: str | None,
+                    password: str | None) -> dict:
+    """What a tenant's row keeps, encrypted, of where its database is and whom to connect as."""
+    info = {"server": "default", "database": database}
+    if backend.name == "mysql":
+        info.update(host=backend.host, port=backend.port)
+    if user:
+        info.update(user=user, password=password)
+    return info
 
 
 def _update(dbs: Databases, tenant_id: int, **values) -> TenantMaster:

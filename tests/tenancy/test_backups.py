@@ -283,7 +283,7 @@ def test_backup_and_restore_commands(app, settings, tmp_path):
             "is the main database")
     refused(["restore", master, "--as-database", "no-such/name"], "invalid database name")
     refused(["backup", "--tenant", "acme"], "no active or suspended tenant 'acme'")
-    refused(["restore", main, "--as-tenant", "acme"], "not available yet")
+    refused(["restore", main, "--as-tenant", "acme"], "is a backup of the main database")
     result = runner.invoke(args=["backup", "--tier", "master", "--out", str(tmp_path / "m")])
     assert result.exit_code == 0 and result.output.startswith("master ("), result.output
 
