@@ -15,7 +15,7 @@ from api.errors import ApiError
 from api.listing import PageQuery, paginate
 from api.models.tenant import AccountGroup, Ledger, VoucherLedgerEntry
 from api.responses import ok
-from api.schemas import IdPath, Name
+from api.schemas import IdPath, Name, RowId
 from api.tenant_request import tenant_blueprint, tenant_session
 
 bp = tenant_blueprint("chart", __name__, Tag(name="chart of accounts"))
@@ -64,19 +64,19 @@ def _group(group_id: int, field: str) -> AccountGroup:
 # ---- account groups ----
 
 class GroupQuery(PageQuery):
-    parent_id: int | None = None
+    parent_id: RowId | None = None
 
 
 class GroupCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
-    parent_id: int = Field(ge=1)
+    parent_id: RowId
 
 
 class GroupUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name | None = None
-    parent_id: int | None = Field(None, ge=1)
+    parent_id: RowId | None = None
 
 
 @bp.get("/account-groups", security=SECURITY)
@@ -169,14 +169,14 @@ def delete_group(path: IdPath):
 # ---- ledgers ----
 
 class LedgerQuery(PageQuery):
-    account_group_id: int | None = None
+    account_group_id: RowId | None = None
     search: str | None = Field(None, max_length=100)
 
 
 class LedgerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
-    account_group_id: int = Field(ge=1)
+    account_group_id: RowId
     opening_balance: Paise = 0
     opening_balance_type: str = Field("Dr", pattern="^(Dr|Cr)$")
     gstin: GSTIN | None = None
@@ -188,7 +188,7 @@ class LedgerCreate(BaseModel):
 class LedgerUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name | None = None
-    account_group_id: int | None = Field(None, ge=1)
+    account_group_id: RowId | None = None
     opening_balance: Paise | None = None
     opening_balance_type: str | None = Field(None, pattern="^(Dr|Cr)$")
     gstin: GSTIN | None = None

@@ -33,7 +33,7 @@ from api.models.tenant import (
     VoucherType,
 )
 from api.responses import ok
-from api.schemas import Name
+from api.schemas import Name, RowId
 from api.tenant_request import tenant_blueprint, tenant_session
 
 bp = tenant_blueprint("gst", __name__, Tag(name="GST"))
@@ -135,7 +135,7 @@ def get_gstin(path: IdPath):
 # ---- e-invoices ----
 
 class EInvoiceQuery(PageQuery):
-    voucher_id: int | None = None
+    voucher_id: RowId | None = None
     status: Literal["generated", "cancelled"] | None = None
 
 
@@ -143,7 +143,7 @@ class EInvoiceCreate(BaseModel):
     """The IRP's answer for a sales voucher, recorded as it was issued."""
 
     model_config = ConfigDict(extra="forbid")
-    voucher_id: int = Field(ge=1, le=2**31 - 1)
+    voucher_id: RowId
     irn: IRN
     ack_number: str = Field(pattern="^[0-9]{1,20}$")
     ack_date: Annotated[datetime, AfterValidator(_ist)] = Field(
@@ -229,14 +229,14 @@ def cancel_einvoice(path: IdPath, body: EInvoiceCancel):
 # ---- GSTR returns ----
 
 class ReturnQuery(PageQuery):
-    gstin_id: int | None = None
+    gstin_id: RowId | None = None
     return_type: ReturnType | None = None
     period: Period | None = None
 
 
 class ReturnCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    gstin_id: int = Field(ge=1, le=2**31 - 1)
+    gstin_id: RowId
     return_type: ReturnType
     period: Period = Field(description="the calendar month, YYYY-MM")
 

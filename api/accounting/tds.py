@@ -24,6 +24,7 @@ from api.errors import invalid_field
 from api.listing import PageQuery, paginate
 from api.models.tenant import Ledger, TDSDetail
 from api.responses import ok
+from api.schemas import RowId
 from api.tenant_request import tenant_blueprint, tenant_session
 
 bp = tenant_blueprint("tds", __name__, Tag(name="TDS"))
@@ -64,7 +65,7 @@ Section = Annotated[str, Field(max_length=8), AfterValidator(_section)]
 
 
 class TDSQuery(PageQuery):
-    voucher_id: int | None = None
+    voucher_id: RowId | None = None
     section: Section | None = None
     date_from: date | None = Field(None, alias="from")
     date_to: date | None = Field(None, alias="to")
@@ -74,13 +75,13 @@ class TDSCreate(BaseModel):
     """A deduction; ``tds_amount`` defaults to ``base_amount * rate``, half-up to the paisa."""
 
     model_config = ConfigDict(extra="forbid")
-    voucher_id: int = Field(ge=1, le=2**31 - 1)
+    voucher_id: RowId
     section: Section
     rate: BasisPoints
     base_amount: PositivePaise
     tds_amount: Paise | None = None
     deductee_pan: PAN
-    deductee_ledger_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    deductee_ledger_id: RowId | None = None
     deducted_on: date
 
 

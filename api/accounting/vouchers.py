@@ -37,7 +37,7 @@ from api.models.tenant import (
     VoucherType,
 )
 from api.responses import ok
-from api.schemas import Name
+from api.schemas import Name, RowId
 from api.tenant_request import tenant_blueprint, tenant_session
 
 bp = tenant_blueprint("vouchers", __name__, Tag(name="vouchers"))
@@ -91,7 +91,7 @@ def create_voucher_type(body: VoucherTypeCreate):
 
 class EntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ledger_id: int = Field(ge=1)
+    ledger_id: RowId
     type: Literal["Dr", "Cr"]
     amount: PositivePaise
 
@@ -109,7 +109,7 @@ class ItemIn(BaseModel):
 
 class BillIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ledger_id: int = Field(ge=1)
+    ledger_id: RowId
     reference_type: Literal["new_ref", "against_ref", "advance", "on_account"] = "new_ref"
     bill_reference: str = Field(min_length=1, max_length=64)
     amount: PositivePaise
@@ -131,7 +131,7 @@ class VoucherQuery(PageQuery):
     from_: date | None = Field(None, alias="from")
     to: date | None = None
     voucher_type: str | None = Field(None, max_length=64)
-    ledger_id: int | None = None
+    ledger_id: RowId | None = None
     status: Literal["posted", "cancelled"] | None = None
 
 

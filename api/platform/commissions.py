@@ -48,7 +48,6 @@ from api.models.main import (
 )
 from api.platform.sales import (
     WRITERS,
-    RowId,
     admin_blueprint,
     check_period,
     get_or_404,
@@ -59,7 +58,7 @@ from api.platform.sales import (
     where_given,
 )
 from api.responses import ok
-from api.schemas import IdPath
+from api.schemas import IdPath, RowId
 
 bp = admin_blueprint("admin_commissions", "commissions and payouts")
 CommissionStatus = Literal["pending", "approved", "paid", "cancelled"]
@@ -191,9 +190,9 @@ def commission_json(commission: Commission) -> dict:
 
 class CommissionQuery(PageQuery):
     status: CommissionStatus | None = None
-    salesman_id: int | None = None
-    distributor_id: int | None = None
-    tenant_id: int | None = None
+    salesman_id: RowId | None = None
+    distributor_id: RowId | None = None
+    tenant_id: RowId | None = None
     from_: date | None = Field(None, alias="from")
     to: date | None = None
 
@@ -267,8 +266,8 @@ def payout_json(payout: Payout, commissions: list[Commission] | None = None) -> 
 
 
 class PayoutQuery(PageQuery):
-    salesman_id: int | None = None
-    distributor_id: int | None = None
+    salesman_id: RowId | None = None
+    distributor_id: RowId | None = None
 
 
 class PayoutCreate(BaseModel):

@@ -37,7 +37,6 @@ from api.platform.sales import (
     WRITERS,
     Moment,
     Phone,
-    RowId,
     admin_blueprint,
     check_period,
     columns,
@@ -54,7 +53,7 @@ from api.platform.sales import (
     where_given,
 )
 from api.responses import ok
-from api.schemas import Email, IdPath, Name, refuse_null
+from api.schemas import Email, IdPath, Name, RowId, refuse_null
 
 bp = admin_blueprint("admin_leads", "leads and targets")
 LeadStatus = Literal["new", "contacted", "qualified", "converted", "lost"]
@@ -78,8 +77,8 @@ def lead_json(lead: Lead) -> dict:
 
 class LeadQuery(PageQuery):
     status: LeadStatus | None = None
-    salesman_id: int | None = None
-    distributor_id: int | None = None
+    salesman_id: RowId | None = None
+    distributor_id: RowId | None = None
     search: str | None = Field(None, max_length=100)
 
 
@@ -253,8 +252,8 @@ def target_json(target: Target) -> dict:
 
 
 class TargetQuery(PageQuery):
-    salesman_id: int | None = None
-    distributor_id: int | None = None
+    salesman_id: RowId | None = None
+    distributor_id: RowId | None = None
     on: date | None = None
 
 

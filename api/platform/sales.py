@@ -55,7 +55,7 @@ from api.models.main import (
 )
 from api.models.master import TenantMaster
 from api.responses import ok
-from api.schemas import Code, Email, IdPath, Name, refuse_null
+from api.schemas import Code, Email, IdPath, Name, RowId, refuse_null
 
 WRITERS = ("super_admin", "admin")
 REFERRAL_CODE = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
@@ -86,7 +86,8 @@ Phone = Annotated[str, StringConstraints(strip_whitespace=True,
 ReferralCodeText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3,
                                                     max_length=32),
                              AfterValidator(_referral_code)]
-RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]  # a reference to another row's id
+
+
 def _as_stored(moment: datetime) -> datetime:
     """A client's datetime as the tables store it (see ``utc_now``); no zone is taken as UTC."""
     if moment.tzinfo is not None:
@@ -359,7 +360,7 @@ def salesman_json(salesman: Salesman) -> dict:
 
 
 class SalesmanQuery(ActiveQuery):
-    distributor_id: int | None = None
+    distributor_id: RowId | None = None
     search: str | None = Field(None, max_length=100)
 
 
@@ -540,8 +541,8 @@ def referral_code_json(code: ReferralCode) -> dict:
 
 
 class ReferralCodeQuery(ActiveQuery):
-    salesman_id: int | None = None
-    distributor_id: int | None = None
+    salesman_id: RowId | None = None
+    distributor_id: RowId | None = None
 
 
 class ReferralCodeCreate(BaseModel):
