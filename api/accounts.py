@@ -12,9 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import ConfigDict, create_model, field_validator
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from api.errors import ApiError
 from api.listing import PageQuery
+from api.responses import shown
 from api.schemas import Email, Name, Password, refuse_null
 from api.security import hash_password
 
@@ -38,7 +40,17 @@ def account_schemas(prefix: str, roles: Any) -> tuple[type, type, type]:
     return query, create, update
 
 
-def account_json(user: Any) -> dict:
+@shown
+class AccountJson(TypedDict):
+    id: int
+    email: str
+    full_name: str | None
+    role: str
+    is_active: bool
+    last_login_at: str | None
+
+
+def account_json(user: Any) -> AccountJson:
     """An account as the API shows it: never the password hash."""
     return {"id": user.id, "email": user.email, "full_name": user.full_name, "role": user.role,
             "is_active": user.is_active,

@@ -6,15 +6,16 @@ import sqlalchemy as sa
 from flask_openapi3 import Tag
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
+from typing_extensions import TypedDict
 
 from api.accounting.fields import GSTIN, PAN, Paise, StateCode
 from api.accounting.rules import format_paise
 from api.audit import audit
 from api.auth import tenant_user_required
-from api.errors import ApiError
+from api.errors import CONFLICT, ApiError
 from api.listing import PageQuery, paginate
 from api.models.tenant import AccountGroup, Ledger, VoucherLedgerEntry
-from api.responses import ok
+from api.responses import DELETED, Answers, ok, shown
 from api.schemas import IdPath, Name, RowId
 from api.tenant_request import tenant_blueprint, tenant_session
 
@@ -23,18 +24,47 @@ BOOKKEEPERS = ("admin", "accountant")
 SECURITY = [{"bearer": []}]
 
 
-def group_json(group: AccountGroup) -> dict:
+@shown
+class AccountGroupJson(TypedDict):
+    id: int
+    code: str | None
+    name: str
+    parent_id: int | None
+    nature: str
+    affects_gross_profit: bool
+    is_system: bool
+
+
+@shown
+class LedgerJson(TypedDict):
+    id: int
+    name: str
+    account_group_id: int
+    opening_balance: str
+    opening_balance_type: str
+    gstin: str | None
+    pan: str | None
+    state_code: str | None
+    bill_wise: bool
+    is_active: bool
+
+
+def group_json(group: AccountGroup) -> AccountGroupJson:
     return {"id": group.id, "code": group.code, "name": group.name,
             "parent_id": group.parent_id, "nature": group.nature,
             "affects_gross_profit": group.affects_gross_profit, "is_system": group.is_system}
 
 
-def ledger_json(ledger: Ledger) -> dict:
+def ledger_json(ledger: Ledger) -> LedgerJson:
     return {"id": ledger.id, "name": ledger.name, "account_group_id": ledger.account_group_id,
             "opening_balance": format_paise(ledger.opening_balance_paise),
             "opening_balance_type": ledger.opening_balance_type, "gstin": ledger.gstin,
             "pan": ledger.pan, "state_code": ledger.state_code, "bill_wise": ledger.bill_wise,
             "is_active": ledger.is_active}
+
+
+GROUPS = Answers("account_group", "account_groups", group_json)
+LEDGERS = Answers("ledger", "ledgers", ledger_json)
 
 
 def get_or_404(model, entity_id: int, what: str):
@@ -79,7 +109,7 @@ class GroupUpdate(BaseModel):
     parent_id: RowId | None = None
 
 
-@bp.get("/account-groups", security=SECURITY)
+@bp.get("/account-groups", security=SECURITY, responses=GROUPS.page)
 @tenant_user_required()
 def list_groups(query: GroupQuery):
     """The chart's groups: the seeded standard ones and custom ones."""
@@ -90,7 +120,7 @@ def list_groups(query: GroupQuery):
     return ok(account_groups=[group_json(group) for group in groups], total=total)
 
 
-@bp.post("/account-groups", security=SECURITY, responses={201: None})
+@bp.post("/account-groups", security=SECURITY, responses=GROUPS.created | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def create_group(body: GroupCreate):
     """A custom group under a parent; it takes the parent's nature."""
@@ -115,13 +145,13 @@ def _name_free(model, name: str, except_id: int | None = None) -> None:
         raise ApiError(409, "conflict", f"{name!r} is taken.", {"name": "is taken"})
 
 
-@bp.get("/account-groups/<int:id>", security=SECURITY)
+@bp.get("/account-groups/<int:id>", security=SECURITY, responses=GROUPS.one)
 @tenant_user_required()
 def get_group(path: IdPath):
     return ok(account_group=group_json(get_or_404(AccountGroup, path.id, "account group")))
 
 
-@bp.patch("/account-groups/<int:id>", security=SECURITY)
+@bp.patch("/account-groups/<int:id>", security=SECURITY, responses=GROUPS.one | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def update_group(path: IdPath, body: GroupUpdate):
     """Rename or move a custom group; seeded standard groups cannot be changed."""
@@ -148,7 +178,7 @@ def update_group(path: IdPath, body: GroupUpdate):
     return ok(account_group=group_json(group))
 
 
-@bp.delete("/account-groups/<int:id>", security=SECURITY)
+@bp.delete("/account-groups/<int:id>", security=SECURITY, responses=DELETED | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def delete_group(path: IdPath):
     """Delete a custom group that holds no sub-group and no ledger."""
@@ -201,7 +231,7 @@ class LedgerUpdate(BaseModel):
 LEDGER_COLUMNS = {"opening_balance": "opening_balance_paise"}
 
 
-@bp.get("/ledgers", security=SECURITY)
+@bp.get("/ledgers", security=SECURITY, responses=LEDGERS.page)
 @tenant_user_required()
 def list_ledgers(query: LedgerQuery):
     """Ledgers by name, filtered by group or a name search."""
@@ -215,7 +245,7 @@ def list_ledgers(query: LedgerQuery):
     return ok(ledgers=[ledger_json(ledger) for ledger in ledgers], total=total)
 
 
-@bp.post("/ledgers", security=SECURITY, responses={201: None})
+@bp.post("/ledgers", security=SECURITY, responses=LEDGERS.created | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def create_ledger(body: LedgerCreate):
     """A ledger under an account group; names are unique in the tenant (409)."""
@@ -231,13 +261,13 @@ def create_ledger(body: LedgerCreate):
     return ok(201, ledger=ledger_json(ledger))
 
 
-@bp.get("/ledgers/<int:id>", security=SECURITY)
+@bp.get("/ledgers/<int:id>", security=SECURITY, responses=LEDGERS.one)
 @tenant_user_required()
 def get_ledger(path: IdPath):
     return ok(ledger=ledger_json(get_or_404(Ledger, path.id, "ledger")))
 
 
-@bp.patch("/ledgers/<int:id>", security=SECURITY)
+@bp.patch("/ledgers/<int:id>", security=SECURITY, responses=LEDGERS.one | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def update_ledger(path: IdPath, body: LedgerUpdate):
     ledger = get_or_404(Ledger, path.id, "ledger")
@@ -258,7 +288,7 @@ def update_ledger(path: IdPath, body: LedgerUpdate):
     return ok(ledger=ledger_json(ledger))
 
 
-@bp.delete("/ledgers/<int:id>", security=SECURITY)
+@bp.delete("/ledgers/<int:id>", security=SECURITY, responses=DELETED | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def delete_ledger(path: IdPath):
     """Delete a ledger no voucher uses (409 saying so otherwise)."""

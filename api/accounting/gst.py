@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import sqlalchemy as sa
 from flask_openapi3 import Tag
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from typing_extensions import TypedDict
 
 from api.accounting.chart import BOOKKEEPERS, SECURITY, IdPath, commit_or_conflict, get_or_404
 from api.accounting.fields import GSTIN
@@ -21,7 +22,7 @@ from api.accounting.rules import format_basis_points, format_paise
 from api.accounting.vouchers import posted_voucher
 from api.audit import audit
 from api.auth import tenant_user_required
-from api.errors import ApiError
+from api.errors import CONFLICT, ApiError
 from api.listing import PageQuery, paginate
 from api.models.tenant import GSTIN as GSTINRow
 from api.models.tenant import (
@@ -32,7 +33,7 @@ from api.models.tenant import (
     VoucherItem,
     VoucherType,
 )
-from api.responses import ok
+from api.responses import Answers, ok, shown
 from api.schemas import Name, RowId
 from api.tenant_request import tenant_blueprint, tenant_session
 
@@ -61,14 +62,29 @@ class RateQuery(PageQuery):
     on: date | None = None
 
 
-def rate_json(rate: GSTRate) -> dict:
+@shown
+class GSTRateJson(TypedDict):
+    id: int
+    code: str
+    description: str
+    hsn_sac: str | None
+    rate: str
+    cess_rate: str
+    effective_from: str
+    effective_to: str | None
+
+
+def rate_json(rate: GSTRate) -> GSTRateJson:
     return {"id": rate.id, "code": rate.code, "description": rate.description,
             "hsn_sac": rate.hsn_sac, "rate": format_basis_points(rate.rate_bp),
             "cess_rate": format_basis_points(rate.cess_bp),
             "effective_from": _iso(rate.effective_from), "effective_to": _iso(rate.effective_to)}
 
 
-@bp.get("/gst-rates", security=SECURITY)
+RATES = Answers("gst_rate", "gst_rates", rate_json)
+
+
+@bp.get("/gst-rates", security=SECURITY, responses=RATES.page)
 @tenant_user_required()
 def list_rates(query: RateQuery):
     """The GST slabs (seeded by migrations), all of them or those in force ``on`` a day."""
@@ -91,13 +107,27 @@ class GSTINCreate(BaseModel):
     is_default: bool = False
 
 
-def gstin_json(row: GSTINRow) -> dict:
+@shown
+class GSTINJson(TypedDict):
+    id: int
+    gstin: str
+    legal_name: str
+    trade_name: str | None
+    state_code: str
+    registration_type: str
+    is_default: bool
+
+
+def gstin_json(row: GSTINRow) -> GSTINJson:
     return {"id": row.id, "gstin": row.gstin, "legal_name": row.legal_name,
             "trade_name": row.trade_name, "state_code": row.state_code,
             "registration_type": row.registration_type, "is_default": row.is_default}
 
 
-@bp.get("/gstins", security=SECURITY)
+GSTINS = Answers("gstin", "gstins", gstin_json)
+
+
+@bp.get("/gstins", security=SECURITY, responses=GSTINS.page)
 @tenant_user_required()
 def list_gstins(query: PageQuery):
     """The tenant's GST registrations, one per state it is registered in."""
@@ -105,7 +135,7 @@ def list_gstins(query: PageQuery):
     return ok(gstins=[gstin_json(row) for row in rows], total=total)
 
 
-@bp.post("/gstins", security=SECURITY, responses={201: None})
+@bp.post("/gstins", security=SECURITY, responses=GSTINS.created | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def create_gstin(body: GSTINCreate):
     """A registration, its state taken from the GSTIN; a new default unsets the old one."""
@@ -126,7 +156,7 @@ def create_gstin(body: GSTINCreate):
     return ok(201, gstin=gstin_json(row))
 
 
-@bp.get("/gstins/<int:id>", security=SECURITY)
+@bp.get("/gstins/<int:id>", security=SECURITY, responses=GSTINS.one)
 @tenant_user_required()
 def get_gstin(path: IdPath):
     return ok(gstin=gstin_json(get_or_404(GSTINRow, path.id, "GSTIN")))
@@ -166,14 +196,30 @@ def _sales_voucher(voucher_id: int) -> Voucher:
     return voucher
 
 
-def einvoice_json(invoice: EInvoice) -> dict:
+@shown
+class EInvoiceJson(TypedDict):
+    id: int
+    voucher_id: int
+    irn: str
+    ack_number: str
+    ack_date: str
+    signed_qr: str
+    status: str
+    cancelled_at: str | None
+    cancel_reason: str | None
+
+
+def einvoice_json(invoice: EInvoice) -> EInvoiceJson:
     return {"id": invoice.id, "voucher_id": invoice.voucher_id, "irn": invoice.irn,
             "ack_number": invoice.ack_number, "ack_date": _iso(invoice.ack_date),
             "signed_qr": invoice.signed_qr, "status": invoice.status,
             "cancelled_at": _iso(invoice.cancelled_at), "cancel_reason": invoice.cancel_reason}
 
 
-@bp.get("/e-invoices", security=SECURITY)
+EINVOICES = Answers("e_invoice", "e_invoices", einvoice_json)
+
+
+@bp.get("/e-invoices", security=SECURITY, responses=EINVOICES.page)
 @tenant_user_required()
 def list_einvoices(query: EInvoiceQuery):
     """E-invoices, newest first, filtered by voucher or status."""
@@ -186,7 +232,7 @@ def list_einvoices(query: EInvoiceQuery):
     return ok(e_invoices=[einvoice_json(invoice) for invoice in invoices], total=total)
 
 
-@bp.post("/e-invoices", security=SECURITY, responses={201: None})
+@bp.post("/e-invoices", security=SECURITY, responses=EINVOICES.created | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def create_einvoice(body: EInvoiceCreate):
     """Record the IRN of a posted sales voucher: one per voucher, IRNs unique (409)."""
@@ -205,13 +251,14 @@ def create_einvoice(body: EInvoiceCreate):
     return ok(201, e_invoice=einvoice_json(invoice))
 
 
-@bp.get("/e-invoices/<int:id>", security=SECURITY)
+@bp.get("/e-invoices/<int:id>", security=SECURITY, responses=EINVOICES.one)
 @tenant_user_required()
 def get_einvoice(path: IdPath):
     return ok(e_invoice=einvoice_json(get_or_404(EInvoice, path.id, "e-invoice")))
 
 
-@bp.post("/e-invoices/<int:id>/cancel", security=SECURITY)
+@bp.post("/e-invoices/<int:id>/cancel", security=SECURITY,
+         responses=EINVOICES.one | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def cancel_einvoice(path: IdPath, body: EInvoiceCancel):
     """Record that the IRN was cancelled on the IRP, and why; a cancelled IRN stays cancelled."""
@@ -241,11 +288,26 @@ class ReturnCreate(BaseModel):
     period: Period = Field(description="the calendar month, YYYY-MM")
 
 
-def return_json(row: GSTRReturn) -> dict:
+@shown
+class GSTRReturnJson(TypedDict):
+    id: int
+    gstin_id: int
+    return_type: str
+    period: str
+    status: str
+    summary: dict[str, dict[str, str | int]] | None
+    arn: str | None
+    filed_at: str | None
+
+
+def return_json(row: GSTRReturn) -> GSTRReturnJson:
     return {"id": row.id, "gstin_id": row.gstin_id, "return_type": row.return_type,
             "period": row.period, "status": row.status,
             "summary": json.loads(row.summary) if row.summary else None, "arn": row.arn,
             "filed_at": _iso(row.filed_at)}
+
+
+RETURNS = Answers("gstr_return", "gstr_returns", return_json)
 
 
 def _month(period: str) -> tuple[date, date]:
@@ -304,7 +366,7 @@ def gstr_summary(return_type: str, period: str) -> dict:
             "net_payable": _money(payable)}
 
 
-@bp.get("/gstr-returns", security=SECURITY)
+@bp.get("/gstr-returns", security=SECURITY, responses=RETURNS.page)
 @tenant_user_required()
 def list_returns(query: ReturnQuery):
     """Returns, latest period first, filtered by GSTIN, type or period."""
@@ -316,7 +378,7 @@ def list_returns(query: ReturnQuery):
     return ok(gstr_returns=[return_json(row) for row in rows], total=total)
 
 
-@bp.post("/gstr-returns", security=SECURITY, responses={201: None})
+@bp.post("/gstr-returns", security=SECURITY, responses=RETURNS.created | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def create_return(body: ReturnCreate):
     """A draft return with its summary computed from the period's vouchers; one per period."""
@@ -336,7 +398,7 @@ def create_return(body: ReturnCreate):
     return ok(201, gstr_return=return_json(row))
 
 
-@bp.get("/gstr-returns/<int:id>", security=SECURITY)
+@bp.get("/gstr-returns/<int:id>", security=SECURITY, responses=RETURNS.one)
 @tenant_user_required()
 def get_return(path: IdPath):
     return ok(gstr_return=return_json(get_or_404(GSTRReturn, path.id, "GSTR return")))

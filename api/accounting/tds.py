@@ -8,6 +8,7 @@ from typing import Annotated
 import sqlalchemy as sa
 from flask_openapi3 import Tag
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
 from api.accounting.chart import BOOKKEEPERS, SECURITY, IdPath, get_or_404
 from api.accounting.fields import PAN, BasisPoints, Paise, PositivePaise
@@ -23,7 +24,7 @@ from api.auth import tenant_user_required
 from api.errors import invalid_field
 from api.listing import PageQuery, paginate
 from api.models.tenant import Ledger, TDSDetail
-from api.responses import ok
+from api.responses import Answers, ok, shown
 from api.schemas import RowId
 from api.tenant_request import tenant_blueprint, tenant_session
 
@@ -85,7 +86,21 @@ class TDSCreate(BaseModel):
     deducted_on: date
 
 
-def tds_json(row: TDSDetail) -> dict:
+@shown
+class TDSDetailJson(TypedDict):
+    id: int
+    voucher_id: int
+    section: str
+    section_name: str | None
+    rate: str
+    base_amount: str
+    tds_amount: str
+    deductee_pan: str
+    deductee_ledger_id: int | None
+    deducted_on: str
+
+
+def tds_json(row: TDSDetail) -> TDSDetailJson:
     return {"id": row.id, "voucher_id": row.voucher_id, "section": row.section,
             "section_name": SECTIONS.get(row.section), "rate": format_basis_points(row.rate_bp),
             "base_amount": format_paise(row.base_amount_paise),
@@ -94,7 +109,10 @@ def tds_json(row: TDSDetail) -> dict:
             "deducted_on": row.deducted_on.isoformat()}
 
 
-@bp.get("/tds-details", security=SECURITY)
+TDS_DETAILS = Answers("tds_detail", "tds_details", tds_json)
+
+
+@bp.get("/tds-details", security=SECURITY, responses=TDS_DETAILS.page)
 @tenant_user_required()
 def list_tds(query: TDSQuery):
     """Deductions by date, filtered by voucher, section or a date range (both ends included)."""
@@ -111,7 +129,7 @@ def list_tds(query: TDSQuery):
     return ok(tds_details=[tds_json(row) for row in rows], total=total)
 
 
-@bp.post("/tds-details", security=SECURITY, responses={201: None})
+@bp.post("/tds-details", security=SECURITY, responses=TDS_DETAILS.created)
 @tenant_user_required(*BOOKKEEPERS)
 def create_tds(body: TDSCreate):
     """A deduction against a posted voucher, and the deductee's ledger when given."""
@@ -140,7 +158,7 @@ def create_tds(body: TDSCreate):
     return ok(201, tds_detail=tds_json(row))
 
 
-@bp.get("/tds-details/<int:id>", security=SECURITY)
+@bp.get("/tds-details/<int:id>", security=SECURITY, responses=TDS_DETAILS.one)
 @tenant_user_required()
 def get_tds(path: IdPath):
     return ok(tds_detail=tds_json(get_or_404(TDSDetail, path.id, "TDS detail")))

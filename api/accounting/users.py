@@ -18,9 +18,10 @@ from api.accounts import account_json as user_json
 from api.accounts import account_schemas, apply_changes, ensure_email_free, keep_one
 from api.audit import audit
 from api.auth import tenant_user_required
+from api.errors import CONFLICT
 from api.listing import paginate
 from api.models.tenant import User
-from api.responses import ok
+from api.responses import Answers, ok
 from api.security import hash_password
 from api.tenant_request import tenant_blueprint, tenant_session
 
@@ -29,9 +30,10 @@ Role = Literal["admin", "accountant", "viewer"]
 
 
 UserQuery, UserCreate, UserUpdate = account_schemas("User", Role)
+USERS = Answers("user", "users", user_json)
 
 
-@bp.get("/users", security=SECURITY)
+@bp.get("/users", security=SECURITY, responses=USERS.page)
 @tenant_user_required()
 def list_users(query: UserQuery):
     """The tenant's users by email, filtered by role or by whether they are active."""
@@ -44,7 +46,7 @@ def list_users(query: UserQuery):
     return ok(users=[user_json(user) for user in users], total=total)
 
 
-@bp.post("/users", security=SECURITY, responses={201: None})
+@bp.post("/users", security=SECURITY, responses=USERS.created | CONFLICT)
 @tenant_user_required("admin")
 def create_user(body: UserCreate):
     """A user with a role; the email is unique in the tenant (409), the password is hashed."""
@@ -59,13 +61,13 @@ def create_user(body: UserCreate):
     return ok(201, user=user_json(user))
 
 
-@bp.get("/users/<int:id>", security=SECURITY)
+@bp.get("/users/<int:id>", security=SECURITY, responses=USERS.one)
 @tenant_user_required()
 def get_user(path: IdPath):
     return ok(user=user_json(get_or_404(User, path.id, "user")))
 
 
-@bp.patch("/users/<int:id>", security=SECURITY)
+@bp.patch("/users/<int:id>", security=SECURITY, responses=USERS.one | CONFLICT)
 @tenant_user_required("admin")
 def update_user(path: IdPath, body: UserUpdate):
     """Rename, change role, (de)activate or set a new password; the last admin stays one."""
@@ -79,7 +81,7 @@ def update_user(path: IdPath, body: UserUpdate):
     return ok(user=user_json(user))
 
 
-@bp.delete("/users/<int:id>", security=SECURITY)
+@bp.delete("/users/<int:id>", security=SECURITY, responses=USERS.one | CONFLICT)
 @tenant_user_required("admin")
 def deactivate_user(path: IdPath):
     """Deactivate a user (vouchers and audit rows keep pointing at them); returns the user."""

@@ -16,6 +16,7 @@ from flask_openapi3 import Tag
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from api.accounting import rules
 from api.accounting.chart import BOOKKEEPERS, SECURITY, IdPath, get_or_404
@@ -23,7 +24,7 @@ from api.accounting.fields import HSNSAC, BasisPoints, PositiveMilli, PositivePa
 from api.accounting.rules import format_basis_points, format_milli, format_paise
 from api.audit import audit
 from api.auth import tenant_user_required
-from api.errors import ApiError, invalid_field
+from api.errors import CONFLICT, ApiError, invalid_field
 from api.listing import PageQuery, paginate
 from api.models.tenant import (
     GSTIN,
@@ -36,7 +37,7 @@ from api.models.tenant import (
     VoucherSequence,
     VoucherType,
 )
-from api.responses import ok
+from api.responses import Answers, ok, shown
 from api.schemas import Name, RowId
 from api.tenant_request import tenant_blueprint, tenant_session
 
@@ -58,12 +59,24 @@ class VoucherTypeCreate(BaseModel):
     abbreviation: str = Field(pattern=r"^[A-Z0-9]{1,8}$")
 
 
-def voucher_type_json(vtype: VoucherType) -> dict:
+@shown
+class VoucherTypeJson(TypedDict):
+    id: int
+    name: str
+    base_type: str
+    abbreviation: str
+    is_system: bool
+
+
+def voucher_type_json(vtype: VoucherType) -> VoucherTypeJson:
     return {"id": vtype.id, "name": vtype.name, "base_type": vtype.base_type,
             "abbreviation": vtype.abbreviation, "is_system": vtype.is_system}
 
 
-@bp.get("/voucher-types", security=SECURITY)
+VOUCHER_TYPES = Answers("voucher_type", "voucher_types", voucher_type_json)
+
+
+@bp.get("/voucher-types", security=SECURITY, responses=VOUCHER_TYPES.page)
 @tenant_user_required()
 def list_voucher_types(query: PageQuery):
     """The eight seeded accounting voucher types and any custom ones."""
@@ -72,7 +85,7 @@ def list_voucher_types(query: PageQuery):
     return ok(voucher_types=[voucher_type_json(t) for t in types], total=total)
 
 
-@bp.post("/voucher-types", security=SECURITY, responses={201: None})
+@bp.post("/voucher-types", security=SECURITY, responses=VOUCHER_TYPES.created | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def create_voucher_type(body: VoucherTypeCreate):
     """A custom voucher type under a base type (numbered on its own)."""
@@ -140,7 +153,58 @@ class CancelBody(BaseModel):
     reason: str | None = Field(None, max_length=255)
 
 
-def voucher_json(session: Session, voucher: Voucher, vtype: VoucherType) -> dict:
+@shown
+class EntryJson(TypedDict):
+    ledger_id: int
+    type: str
+    amount: str
+
+
+@shown
+class ItemJson(TypedDict):
+    item_name: str
+    hsn_sac: str | None
+    quantity: str
+    unit: str | None
+    rate: str
+    taxable: str
+    gst_rate: str
+    cgst: str
+    sgst: str
+    igst: str
+    cess: str
+
+
+@shown
+class BillJson(TypedDict):
+    ledger_id: int
+    reference_type: str
+    bill_reference: str
+    type: str
+    amount: str
+    due_date: str | None
+
+
+@shown
+class VoucherJson(TypedDict):
+    id: int
+    voucher_type: str
+    base_type: str
+    number: int
+    financial_year: str
+    voucher_number: str
+    date: str
+    narration: str | None
+    reference: str | None
+    total: str
+    status: str
+    cancelled_at: str | None
+    entries: list[EntryJson]
+    items: list[ItemJson]
+    bill_allocations: list[BillJson]
+
+
+def voucher_json(session: Session, voucher: Voucher, vtype: VoucherType) -> VoucherJson:
     entries = session.scalars(sa.select(VoucherLedgerEntry).where(
         VoucherLedgerEntry.voucher_id == voucher.id).order_by(VoucherLedgerEntry.line_no))
     items = session.scalars(sa.select(VoucherItem).where(
@@ -170,6 +234,9 @@ def voucher_json(session: Session, voucher: Voucher, vtype: VoucherType) -> dict
                               "due_date": b.due_date.isoformat() if b.due_date else None}
                              for b in bills],
     }
+
+
+VOUCHERS = Answers("voucher", "vouchers", voucher_json)
 
 
 def posted_voucher(voucher_id: int, field: str = "voucher_id") -> Voucher:
@@ -253,7 +320,7 @@ def _intra_state(session: Session, vtype: VoucherType, body: VoucherCreate,
     return not (ours and party_states and ours not in party_states)
 
 
-@bp.post("/vouchers", security=SECURITY, responses={201: None})
+@bp.post("/vouchers", security=SECURITY, responses=VOUCHERS.created)
 @tenant_user_required(*BOOKKEEPERS)
 def post_voucher(body: VoucherCreate):
     """Post a balanced voucher with its entries, items and bill allocations, all or nothing."""
@@ -294,7 +361,7 @@ def post_voucher(body: VoucherCreate):
     return ok(201, voucher=created)
 
 
-@bp.get("/vouchers", security=SECURITY)
+@bp.get("/vouchers", security=SECURITY, responses=VOUCHERS.page)
 @tenant_user_required()
 def list_vouchers(query: VoucherQuery):
     """Vouchers by date, filtered by period, type, ledger or status."""
@@ -317,7 +384,7 @@ def list_vouchers(query: VoucherQuery):
               total=total)
 
 
-@bp.get("/vouchers/<int:id>", security=SECURITY)
+@bp.get("/vouchers/<int:id>", security=SECURITY, responses=VOUCHERS.one)
 @tenant_user_required()
 def get_voucher(path: IdPath):
     session = tenant_session()
@@ -326,7 +393,7 @@ def get_voucher(path: IdPath):
                                    session.get(VoucherType, voucher.voucher_type_id)))
 
 
-@bp.post("/vouchers/<int:id>/cancel", security=SECURITY)
+@bp.post("/vouchers/<int:id>/cancel", security=SECURITY, responses=VOUCHERS.one | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def cancel_voucher(path: IdPath, body: CancelBody):
     """Mark a voucher cancelled: it stays, keeps its number, and stops counting."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Literal
 
 import sqlalchemy as sa
-from flask_openapi3 import APIBlueprint, Tag
 
 from api.accounts import (
     account_json,
@@ -21,21 +20,21 @@ from api.accounts import (
 )
 from api.audit import admin_audit
 from api.auth import admin_required
+from api.blueprints import admin_blueprint
 from api.db import main_session
-from api.errors import COMMON_RESPONSES, ApiError
+from api.errors import CONFLICT, ApiError
 from api.listing import paginate
 from api.models.main import AdminUser
-from api.responses import ok
+from api.responses import Answers, ok
 from api.schemas import IdPath
 from api.security import hash_password
 
-bp = APIBlueprint("admin_users", __name__, url_prefix="/api/admin/users",
-                  abp_tags=[Tag(name="admin users")], abp_responses=COMMON_RESPONSES,
-                  abp_security=[{"bearer": []}])
+bp = admin_blueprint("admin_users", __name__, "admin users", url_prefix="/api/admin/users")
 Role = Literal["super_admin", "admin", "support"]
 
 
 AdminQuery, AdminCreate, AdminUpdate = account_schemas("Admin", Role)
+ADMINS = Answers("admin_user", "admin_users", account_json)
 
 
 def admin_or_404(admin_id: int) -> AdminUser:
@@ -45,7 +44,7 @@ def admin_or_404(admin_id: int) -> AdminUser:
     return admin
 
 
-@bp.get("")
+@bp.get("", responses=ADMINS.page)
 @admin_required()
 def list_admins(query: AdminQuery):
     select = sa.select(AdminUser).order_by(AdminUser.email)
@@ -57,7 +56,7 @@ def list_admins(query: AdminQuery):
     return ok(admin_users=[account_json(admin) for admin in admins], total=total)
 
 
-@bp.post("", responses={201: None})
+@bp.post("", responses=ADMINS.created | CONFLICT)
 @admin_required("super_admin")
 def create_admin(body: AdminCreate):
     session = main_session()
@@ -71,13 +70,13 @@ def create_admin(body: AdminCreate):
     return ok(201, admin_user=account_json(admin))
 
 
-@bp.get("/<int:id>")
+@bp.get("/<int:id>", responses=ADMINS.one)
 @admin_required()
 def get_admin(path: IdPath):
     return ok(admin_user=account_json(admin_or_404(path.id)))
 
 
-@bp.patch("/<int:id>")
+@bp.patch("/<int:id>", responses=ADMINS.one | CONFLICT)
 @admin_required("super_admin")
 def update_admin(path: IdPath, body: AdminUpdate):
     """Rename, change role, (de)activate or set a password; the last super admin stays."""
@@ -89,7 +88,7 @@ def update_admin(path: IdPath, body: AdminUpdate):
     return ok(admin_user=account_json(admin))
 
 
-@bp.delete("/<int:id>")
+@bp.delete("/<int:id>", responses=ADMINS.one | CONFLICT)
 @admin_required("super_admin")
 def deactivate_admin(path: IdPath):
     """Deactivate an admin (their tokens stop working at once); returns the admin."""

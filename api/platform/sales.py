@@ -24,7 +24,6 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from flask_openapi3 import APIBlueprint, Tag
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -34,13 +33,15 @@ from pydantic import (
     field_validator,
 )
 from sqlalchemy.exc import IntegrityError
+from typing_extensions import TypedDict
 
 from api.accounting.fields import GSTIN, PAN, BasisPoints, Paise, StateCode
 from api.accounting.rules import format_basis_points, format_paise
 from api.audit import admin_audit
 from api.auth import admin_required
+from api.blueprints import admin_blueprint
 from api.db import main_session, master_session
-from api.errors import COMMON_RESPONSES, ApiError, invalid_field
+from api.errors import CONFLICT, ApiError, invalid_field
 from api.listing import PageQuery, paginate
 from api.models.main import (
     Commission,
@@ -54,7 +55,7 @@ from api.models.main import (
     Target,
 )
 from api.models.master import TenantMaster
-from api.responses import ok
+from api.responses import DELETED, Answers, ok, shown
 from api.schemas import Code, Email, IdPath, Name, RowId, refuse_null
 
 WRITERS = ("super_admin", "admin")
@@ -64,13 +65,7 @@ COLUMNS = {"commission_rate": "commission_rate_bp", "price": "price_paise",
            "discount": "discount_bp", "target_revenue": "target_revenue_paise"}
 
 
-def admin_blueprint(name: str, tag: str) -> APIBlueprint:
-    """A blueprint of admin-token endpoints under /api/admin."""
-    return APIBlueprint(name, __name__, url_prefix="/api/admin", abp_tags=[Tag(name=tag)],
-                        abp_responses=COMMON_RESPONSES, abp_security=[{"bearer": []}])
-
-
-bp = admin_blueprint("admin_sales", "sales network")
+bp = admin_blueprint("admin_sales", __name__, "sales network")
 
 
 def _referral_code(value: str) -> str:
@@ -243,13 +238,30 @@ class ActiveQuery(PageQuery):
 
 # ---- distributors ----
 
-def distributor_json(distributor: Distributor) -> dict:
+@shown
+class DistributorJson(TypedDict):
+    id: int
+    name: str
+    company_name: str | None
+    email: str
+    phone: str | None
+    gstin: str | None
+    pan: str | None
+    state_code: str | None
+    commission_rate: str
+    is_active: bool
+
+
+def distributor_json(distributor: Distributor) -> DistributorJson:
     return {"id": distributor.id, "name": distributor.name,
             "company_name": distributor.company_name, "email": distributor.email,
             "phone": distributor.phone, "gstin": distributor.gstin, "pan": distributor.pan,
             "state_code": distributor.state_code,
             "commission_rate": format_basis_points(distributor.commission_rate_bp),
             "is_active": distributor.is_active}
+
+
+DISTRIBUTORS = Answers("distributor", "distributors", distributor_json)
 
 
 class DistributorQuery(ActiveQuery):
@@ -296,7 +308,7 @@ def _check_tax_ids(distributor: Distributor) -> None:
         raise invalid_field("pan", f"the GSTIN holds PAN {gstin[2:12]}")
 
 
-@bp.get("/distributors")
+@bp.get("/distributors", responses=DISTRIBUTORS.page)
 @admin_required()
 def list_distributors(query: DistributorQuery):
     """Distributors by name, filtered by is_active, searched by name, company or email."""
@@ -308,7 +320,7 @@ def list_distributors(query: DistributorQuery):
     return ok(distributors=[distributor_json(d) for d in distributors], total=total)
 
 
-@bp.post("/distributors", responses={201: None})
+@bp.post("/distributors", responses=DISTRIBUTORS.created | CONFLICT)
 @admin_required(*WRITERS)
 def create_distributor(body: DistributorCreate):
     """A distributor; the email is unique among distributors (409)."""
@@ -318,13 +330,13 @@ def create_distributor(body: DistributorCreate):
     return save(distributor, "distributor", distributor_json, unique_field="email")
 
 
-@bp.get("/distributors/<int:id>")
+@bp.get("/distributors/<int:id>", responses=DISTRIBUTORS.one)
 @admin_required()
 def get_distributor(path: IdPath):
     return ok(distributor=distributor_json(get_or_404(Distributor, path.id, "distributor")))
 
 
-@bp.patch("/distributors/<int:id>")
+@bp.patch("/distributors/<int:id>", responses=DISTRIBUTORS.one | CONFLICT)
 @admin_required(*WRITERS)
 def update_distributor(path: IdPath, body: DistributorUpdate):
     distributor = get_or_404(Distributor, path.id, "distributor")
@@ -336,7 +348,7 @@ def update_distributor(path: IdPath, body: DistributorUpdate):
     return save(distributor, "distributor", distributor_json, before, "email")
 
 
-@bp.delete("/distributors/<int:id>")
+@bp.delete("/distributors/<int:id>", responses=DELETED | CONFLICT)
 @admin_required(*WRITERS)
 def delete_distributor(path: IdPath):
     """Delete a distributor nothing refers to (409 naming what does otherwise)."""
@@ -351,12 +363,27 @@ def delete_distributor(path: IdPath):
 
 # ---- salesmen ----
 
-def salesman_json(salesman: Salesman) -> dict:
+@shown
+class SalesmanJson(TypedDict):
+    id: int
+    name: str
+    email: str
+    phone: str | None
+    pan: str | None
+    distributor_id: int | None
+    commission_rate: str
+    is_active: bool
+
+
+def salesman_json(salesman: Salesman) -> SalesmanJson:
     return {"id": salesman.id, "name": salesman.name, "email": salesman.email,
             "phone": salesman.phone, "pan": salesman.pan,
             "distributor_id": salesman.distributor_id,
             "commission_rate": format_basis_points(salesman.commission_rate_bp),
             "is_active": salesman.is_active}
+
+
+SALESMEN = Answers("salesman", "salesmen", salesman_json)
 
 
 class SalesmanQuery(ActiveQuery):
@@ -391,7 +418,7 @@ class SalesmanUpdate(BaseModel):
                                 mode="before")(refuse_null)
 
 
-@bp.get("/salesmen")
+@bp.get("/salesmen", responses=SALESMEN.page)
 @admin_required()
 def list_salesmen(query: SalesmanQuery):
     """Salesmen by name, filtered by distributor or is_active, searched by name or email."""
@@ -402,7 +429,7 @@ def list_salesmen(query: SalesmanQuery):
     return ok(salesmen=[salesman_json(s) for s in salesmen], total=total)
 
 
-@bp.post("/salesmen", responses={201: None})
+@bp.post("/salesmen", responses=SALESMEN.created | CONFLICT)
 @admin_required(*WRITERS)
 def create_salesman(body: SalesmanCreate):
     """A salesman, on their own or under a distributor; the email is unique (409)."""
@@ -412,13 +439,13 @@ def create_salesman(body: SalesmanCreate):
                 unique_field="email")
 
 
-@bp.get("/salesmen/<int:id>")
+@bp.get("/salesmen/<int:id>", responses=SALESMEN.one)
 @admin_required()
 def get_salesman(path: IdPath):
     return ok(salesman=salesman_json(get_or_404(Salesman, path.id, "salesman")))
 
 
-@bp.patch("/salesmen/<int:id>")
+@bp.patch("/salesmen/<int:id>", responses=SALESMEN.one | CONFLICT)
 @admin_required(*WRITERS)
 def update_salesman(path: IdPath, body: SalesmanUpdate):
     salesman = get_or_404(Salesman, path.id, "salesman")
@@ -430,7 +457,7 @@ def update_salesman(path: IdPath, body: SalesmanUpdate):
     return save(salesman, "salesman", salesman_json, before, "email")
 
 
-@bp.delete("/salesmen/<int:id>")
+@bp.delete("/salesmen/<int:id>", responses=DELETED | CONFLICT)
 @admin_required(*WRITERS)
 def delete_salesman(path: IdPath):
     """Delete a salesman nothing refers to (409 naming what does otherwise)."""
@@ -447,11 +474,26 @@ def delete_salesman(path: IdPath):
 BillingPeriod = Literal["monthly", "quarterly", "yearly"]
 
 
-def plan_json(plan: SubscriptionPlan) -> dict:
+@shown
+class PlanJson(TypedDict):
+    id: int
+    code: str
+    name: str
+    price: str
+    billing_period: str
+    max_users: int | None
+    storage_limit_mb: int
+    is_active: bool
+
+
+def plan_json(plan: SubscriptionPlan) -> PlanJson:
     return {"id": plan.id, "code": plan.code, "name": plan.name,
             "price": format_paise(plan.price_paise), "billing_period": plan.billing_period,
             "max_users": plan.max_users, "storage_limit_mb": plan.storage_limit_mb,
             "is_active": plan.is_active}
+
+
+PLANS = Answers("subscription_plan", "subscription_plans", plan_json)
 
 
 class PlanQuery(ActiveQuery):
@@ -484,7 +526,7 @@ class PlanUpdate(BaseModel):
                                 "is_active", mode="before")(refuse_null)
 
 
-@bp.get("/subscription-plans")
+@bp.get("/subscription-plans", responses=PLANS.page)
 @admin_required()
 def list_plans(query: PlanQuery):
     """Plans by price, filtered by is_active or billing period."""
@@ -495,7 +537,7 @@ def list_plans(query: PlanQuery):
     return ok(subscription_plans=[plan_json(plan) for plan in plans], total=total)
 
 
-@bp.post("/subscription-plans", responses={201: None})
+@bp.post("/subscription-plans", responses=PLANS.created | CONFLICT)
 @admin_required(*WRITERS)
 def create_plan(body: PlanCreate):
     """A plan with a unique code (409), its price in rupees, billing period and limits."""
@@ -504,13 +546,13 @@ def create_plan(body: PlanCreate):
                 unique_field="code")
 
 
-@bp.get("/subscription-plans/<int:id>")
+@bp.get("/subscription-plans/<int:id>", responses=PLANS.one)
 @admin_required()
 def get_plan(path: IdPath):
     return ok(subscription_plan=plan_json(get_or_404(SubscriptionPlan, path.id, "plan")))
 
 
-@bp.patch("/subscription-plans/<int:id>")
+@bp.patch("/subscription-plans/<int:id>", responses=PLANS.one)
 @admin_required(*WRITERS)
 def update_plan(path: IdPath, body: PlanUpdate):
     plan = get_or_404(SubscriptionPlan, path.id, "plan")
@@ -519,7 +561,7 @@ def update_plan(path: IdPath, body: PlanUpdate):
     return save(plan, "subscription_plan", plan_json, before)
 
 
-@bp.delete("/subscription-plans/<int:id>")
+@bp.delete("/subscription-plans/<int:id>", responses=DELETED | CONFLICT)
 @admin_required(*WRITERS)
 def delete_plan(path: IdPath):
     """Delete a plan no commission and no tenant (master database) refers to."""
@@ -533,11 +575,26 @@ def delete_plan(path: IdPath):
 
 # ---- referral codes ----
 
-def referral_code_json(code: ReferralCode) -> dict:
+@shown
+class ReferralCodeJson(TypedDict):
+    id: int
+    code: str
+    salesman_id: int | None
+    distributor_id: int | None
+    discount: str
+    max_uses: int | None
+    expires_at: str | None
+    is_active: bool
+
+
+def referral_code_json(code: ReferralCode) -> ReferralCodeJson:
     return {"id": code.id, "code": code.code, "salesman_id": code.salesman_id,
             "distributor_id": code.distributor_id,
             "discount": format_basis_points(code.discount_bp), "max_uses": code.max_uses,
             "expires_at": iso(code.expires_at), "is_active": code.is_active}
+
+
+REFERRAL_CODES = Answers("referral_code", "referral_codes", referral_code_json)
 
 
 class ReferralCodeQuery(ActiveQuery):
@@ -570,7 +627,7 @@ class ReferralCodeUpdate(BaseModel):
     _not_null = field_validator("discount", "is_active", mode="before")(refuse_null)
 
 
-@bp.get("/referral-codes")
+@bp.get("/referral-codes", responses=REFERRAL_CODES.page)
 @admin_required()
 def list_referral_codes(query: ReferralCodeQuery):
     """Referral codes by code, filtered by owner or is_active."""
@@ -580,7 +637,7 @@ def list_referral_codes(query: ReferralCodeQuery):
     return ok(referral_codes=[referral_code_json(code) for code in codes], total=total)
 
 
-@bp.post("/referral-codes", responses={201: None})
+@bp.post("/referral-codes", responses=REFERRAL_CODES.created | CONFLICT)
 @admin_required(*WRITERS)
 def create_referral_code(body: ReferralCodeCreate):
     """A code for a salesman or a distributor; codes are unique (409)."""
@@ -590,14 +647,14 @@ def create_referral_code(body: ReferralCodeCreate):
                 unique_field="code")
 
 
-@bp.get("/referral-codes/<int:id>")
+@bp.get("/referral-codes/<int:id>", responses=REFERRAL_CODES.one)
 @admin_required()
 def get_referral_code(path: IdPath):
     return ok(referral_code=referral_code_json(get_or_404(ReferralCode, path.id,
                                                           "referral code")))
 
 
-@bp.patch("/referral-codes/<int:id>")
+@bp.patch("/referral-codes/<int:id>", responses=REFERRAL_CODES.one)
 @admin_required(*WRITERS)
 def update_referral_code(path: IdPath, body: ReferralCodeUpdate):
     code = get_or_404(ReferralCode, path.id, "referral code")
@@ -606,7 +663,7 @@ def update_referral_code(path: IdPath, body: ReferralCodeUpdate):
     return save(code, "referral_code", referral_code_json, before)
 
 
-@bp.delete("/referral-codes/<int:id>")
+@bp.delete("/referral-codes/<int:id>", responses=DELETED | CONFLICT)
 @admin_required(*WRITERS)
 def delete_referral_code(path: IdPath):
     """Delete a code no sign-up used (409 otherwise: deactivate it)."""

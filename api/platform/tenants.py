@@ -4,23 +4,24 @@ listing, details, changes, suspension, and deletion after a final backup."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, NotRequired
 
 import sqlalchemy as sa
-from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing_extensions import TypedDict
 
 from api.accounting.fields import GSTIN
 from api.audit import admin_audit
 from api.auth import admin_required
+from api.blueprints import admin_blueprint
 from api.db import databases, main_session, master_session
-from api.errors import COMMON_RESPONSES, ApiError, ErrorEnvelope
+from api.errors import CONFLICT, ApiError
 from api.listing import PageQuery, paginate
 from api.metrics import metrics
 from api.models.main import SubscriptionPlan
 from api.models.master import TenantMaster
 from api.platform.commissions import record_signup_referral
-from api.responses import ok
+from api.responses import Answers, envelope, ok, shown
 from api.schemas import Code, Email, IdPath, Name, Password, Subdomain, refuse_null
 from api.tenancy.backends import BackendError
 from api.tenancy.backups import BackupError, backup_database, read_manifest
@@ -36,9 +37,7 @@ from api.tenancy.provisioning import (
 )
 from api.tenancy.registry import LIVE_STATUSES
 
-bp = APIBlueprint("admin_tenants", __name__, url_prefix="/api/admin/tenants",
-                  abp_tags=[Tag(name="tenants")], abp_responses=COMMON_RESPONSES,
-                  abp_security=[{"bearer": []}])
+bp = admin_blueprint("admin_tenants", __name__, "tenants", url_prefix="/api/admin/tenants")
 
 
 class TenantCreate(BaseModel):
@@ -54,7 +53,40 @@ class TenantCreate(BaseModel):
 COLUMNS = {"plan": "subscription_plan"}
 
 
-def tenant_json(tenant: TenantMaster) -> dict:
+@shown
+class TenantJson(TypedDict):
+    id: int
+    subdomain: str
+    company_name: str
+    contact_name: str | None
+    email: str
+    phone: str | None
+    gstin: str | None
+    status: str
+    status_reason: str | None
+    db_name: str | None
+    db_server: str
+    plan: str | None
+    referral_code: str | None
+    storage_limit_mb: int
+    created_at: str | None
+    deleted_at: str | None
+    size_mb: NotRequired[float]  # GET /tenants/{id} of a live tenant
+
+
+@shown
+class SignedUpAdmin(TypedDict):
+    email: str
+    password: NotRequired[str]  # when the sign-up gave none, the one generated
+
+
+@shown
+class FinalBackup(TypedDict):
+    file: str
+    sha256: str
+
+
+def tenant_json(tenant: TenantMaster) -> TenantJson:
     """A tenant as admins see it; never its connection info."""
     return {"id": tenant.id, "subdomain": tenant.subdomain,
             "company_name": tenant.company_name, "contact_name": tenant.contact_name,
@@ -67,7 +99,12 @@ def tenant_json(tenant: TenantMaster) -> dict:
             "deleted_at": tenant.deleted_at.isoformat() if tenant.deleted_at else None}
 
 
-@bp.post("", responses={201: None, 409: ErrorEnvelope, 503: ErrorEnvelope})
+TENANTS = Answers("tenant", "tenants", tenant_json)
+SIGNED_UP = {201: envelope("SignedUpTenant", tenant=TenantJson, admin=SignedUpAdmin)}
+DELETED_TENANT = {200: envelope("DeletedTenant", tenant=TenantJson, backup=FinalBackup)}
+
+
+@bp.post("", responses=SIGNED_UP | CONFLICT)
 @admin_required("super_admin", "admin")
 def create_tenant(body: TenantCreate):
     """Create a tenant: its row, database, migrations, admin user; 201 when it is active."""
@@ -131,7 +168,7 @@ def tenant_or_404(tenant_id: int) -> TenantMaster:
     return tenant
 
 
-@bp.get("")
+@bp.get("", responses=TENANTS.page)
 @admin_required()
 def list_tenants(query: TenantQuery):
     """Tenants by subdomain, filtered by status or plan, searched by name or subdomain."""
@@ -149,7 +186,7 @@ def list_tenants(query: TenantQuery):
     return ok(tenants=[tenant_json(tenant) for tenant in tenants], total=total)
 
 
-@bp.get("/<int:id>")
+@bp.get("/<int:id>", responses=TENANTS.one)
 @admin_required()
 def get_tenant(path: IdPath):
     """One tenant with its database's name, server and size."""
@@ -160,7 +197,7 @@ def get_tenant(path: IdPath):
     return ok(tenant=details)
 
 
-@bp.patch("/<int:id>")
+@bp.patch("/<int:id>", responses=TENANTS.one | CONFLICT)
 @admin_required("super_admin", "admin")
 def update_tenant(path: IdPath, body: TenantUpdate):
     """Change company details, plan or storage limit, or suspend and resume the tenant.
@@ -185,7 +222,7 @@ def update_tenant(path: IdPath, body: TenantUpdate):
     return ok(tenant=tenant_json(tenant))
 
 
-@bp.delete("/<int:id>")
+@bp.delete("/<int:id>", responses=DELETED_TENANT | CONFLICT)
 @admin_required("super_admin", "admin")
 def delete_tenant(path: IdPath, body: DeleteBody):
     """Back the tenant's database up, then drop it (and its DB user) and mark the tenant
