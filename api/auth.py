@@ -12,7 +12,6 @@ from functools import wraps
 
 import sqlalchemy as sa
 from flask import current_app, g, request
-from flask_openapi3 import Tag
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
@@ -149,7 +148,7 @@ def tenant_user_required(*roles: str):
 
 admin_bp = admin_blueprint("admin_auth", __name__, "admin auth", url_prefix="/api/admin/auth",
                            secured=False)
-tenant_bp = tenant_blueprint("tenant_auth", __name__, Tag(name="tenant auth"))
+tenant_bp = tenant_blueprint("tenant_auth", __name__, "tenant auth", secured=False)
 
 
 @admin_bp.post("/login", responses=LOGIN)

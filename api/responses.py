@@ -47,6 +47,11 @@ def failure(status: int, code: str, message: str,
     return jsonify({"success": False, "error": error}), status
 
 
+def iso(moment) -> str | None:
+    """A date or datetime as ISO 8601 text, as every answer shows them; None stays None."""
+    return moment.isoformat() if moment is not None else None
+
+
 def envelope(title: str, **data: Any) -> type[BaseModel]:
     """The model of the success envelope ``ok(**data)`` answers, ``<title>Answer`` in the
     document (its data ``<title>Data``): each of ``data`` is a type, or a (type, pydantic

@@ -11,7 +11,7 @@ from flask import Flask, g, request
 from flask_openapi3 import Tag
 from sqlalchemy.orm import Session
 
-from api.blueprints import WRITES, ApiBlueprint
+from api.blueprints import SECURITY, WRITES, ApiBlueprint
 from api.db import databases
 from api.errors import ApiError
 from api.tenancy.routing import TenantRecord, host_label
@@ -58,9 +58,12 @@ class TenantBlueprint(ApiBlueprint):
         return {400, 403, 404, 503} | ({507} if writes else set())
 
 
-def tenant_blueprint(name: str, import_name: str, tag: Tag) -> TenantBlueprint:
-    """An API blueprint whose every request is routed to a tenant first."""
-    bp = TenantBlueprint(name, import_name, url_prefix="/api", abp_tags=[tag])
+def tenant_blueprint(name: str, import_name: str, tag: str,
+                     secured: bool = True) -> TenantBlueprint:
+    """An API blueprint whose every request is routed to a tenant first; its endpoints take a
+    tenant user's token unless not ``secured`` (then each view that does says so)."""
+    bp = TenantBlueprint(name, import_name, url_prefix="/api", abp_tags=[Tag(name=tag)],
+                         abp_security=SECURITY if secured else None)
     bp.before_request(load_tenant)
     return bp
 

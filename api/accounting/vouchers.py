@@ -12,14 +12,13 @@ from typing import Literal
 
 import sqlalchemy as sa
 from flask import g
-from flask_openapi3 import Tag
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from api.accounting import rules
-from api.accounting.chart import BOOKKEEPERS, SECURITY, IdPath, get_or_404
+from api.accounting.chart import BOOKKEEPERS
 from api.accounting.fields import HSNSAC, BasisPoints, PositiveMilli, PositivePaise
 from api.accounting.rules import format_basis_points, format_milli, format_paise
 from api.audit import audit
@@ -37,11 +36,12 @@ from api.models.tenant import (
     VoucherSequence,
     VoucherType,
 )
+from api.operations import IN_TENANT, ensure_unique, get_or_404
 from api.responses import Answers, ok, shown
-from api.schemas import Name, RowId
+from api.schemas import IdPath, Name, RowId
 from api.tenant_request import tenant_blueprint, tenant_session
 
-bp = tenant_blueprint("vouchers", __name__, Tag(name="vouchers"))
+bp = tenant_blueprint("vouchers", __name__, "vouchers")
 BASE_TYPES = ("contra", "payment", "receipt", "journal", "sales", "purchase", "credit_note",
               "debit_note")
 WITH_ITEMS = ("sales", "purchase", "credit_note", "debit_note")
@@ -76,7 +76,7 @@ def voucher_type_json(vtype: VoucherType) -> VoucherTypeJson:
 VOUCHER_TYPES = Answers("voucher_type", "voucher_types", voucher_type_json)
 
 
-@bp.get("/voucher-types", security=SECURITY, responses=VOUCHER_TYPES.page)
+@bp.get("/voucher-types", responses=VOUCHER_TYPES.page)
 @tenant_user_required()
 def list_voucher_types(query: PageQuery):
     """The eight seeded accounting voucher types and any custom ones."""
@@ -85,19 +85,13 @@ def list_voucher_types(query: PageQuery):
     return ok(voucher_types=[voucher_type_json(t) for t in types], total=total)
 
 
-@bp.post("/voucher-types", security=SECURITY, responses=VOUCHER_TYPES.created | CONFLICT)
+@bp.post("/voucher-types", responses=VOUCHER_TYPES.created | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def create_voucher_type(body: VoucherTypeCreate):
     """A custom voucher type under a base type (numbered on its own)."""
-    session = tenant_session()
-    if session.scalar(sa.select(VoucherType.id).where(VoucherType.name == body.name)):
-        raise ApiError(409, "conflict", f"{body.name!r} is taken.", {"name": "is taken"})
-    vtype = VoucherType(**body.model_dump(), is_system=False)
-    session.add(vtype)
-    session.flush()
-    audit(session, "create", "voucher_type", vtype.id, after=voucher_type_json(vtype))
-    session.commit()
-    return ok(201, voucher_type=voucher_type_json(vtype))
+    ensure_unique(tenant_session(), VoucherType, "name", body.name)
+    return IN_TENANT.save(VoucherType(**body.model_dump(), is_system=False), "voucher_type",
+                          voucher_type_json, unique_field="name")
 
 
 # ---- vouchers ----
@@ -320,7 +314,7 @@ def _intra_state(session: Session, vtype: VoucherType, body: VoucherCreate,
     return not (ours and party_states and ours not in party_states)
 
 
-@bp.post("/vouchers", security=SECURITY, responses=VOUCHERS.created)
+@bp.post("/vouchers", responses=VOUCHERS.created)
 @tenant_user_required(*BOOKKEEPERS)
 def post_voucher(body: VoucherCreate):
     """Post a balanced voucher with its entries, items and bill allocations, all or nothing."""
@@ -361,7 +355,7 @@ def post_voucher(body: VoucherCreate):
     return ok(201, voucher=created)
 
 
-@bp.get("/vouchers", security=SECURITY, responses=VOUCHERS.page)
+@bp.get("/vouchers", responses=VOUCHERS.page)
 @tenant_user_required()
 def list_vouchers(query: VoucherQuery):
     """Vouchers by date, filtered by period, type, ledger or status."""
@@ -384,21 +378,21 @@ def list_vouchers(query: VoucherQuery):
               total=total)
 
 
-@bp.get("/vouchers/<int:id>", security=SECURITY, responses=VOUCHERS.one)
+@bp.get("/vouchers/<int:id>", responses=VOUCHERS.one)
 @tenant_user_required()
 def get_voucher(path: IdPath):
     session = tenant_session()
-    voucher = get_or_404(Voucher, path.id, "voucher")
+    voucher = get_or_404(session, Voucher, path.id, "voucher")
     return ok(voucher=voucher_json(session, voucher,
                                    session.get(VoucherType, voucher.voucher_type_id)))
 
 
-@bp.post("/vouchers/<int:id>/cancel", security=SECURITY, responses=VOUCHERS.one | CONFLICT)
+@bp.post("/vouchers/<int:id>/cancel", responses=VOUCHERS.one | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def cancel_voucher(path: IdPath, body: CancelBody):
     """Mark a voucher cancelled: it stays, keeps its number, and stops counting."""
     session = tenant_session()
-    voucher = get_or_404(Voucher, path.id, "voucher")
+    voucher = get_or_404(session, Voucher, path.id, "voucher")
     vtype = session.get(VoucherType, voucher.voucher_type_id)
     if voucher.status == "cancelled":
         raise ApiError(409, "already_cancelled", "The voucher is already cancelled.")
@@ -411,7 +405,5 @@ def cancel_voucher(path: IdPath, body: CancelBody):
     voucher.cancelled_at = datetime.now(UTC).replace(tzinfo=None)
     if body.reason:
         voucher.narration = f"{voucher.narration or ''}\n[cancelled: {body.reason}]".strip()
-    after = voucher_json(session, voucher, vtype)
-    audit(session, "cancel", "voucher", voucher.id, before, after)
-    session.commit()
-    return ok(voucher=after)
+    return IN_TENANT.save(voucher, "voucher", lambda row: voucher_json(session, row, vtype),
+                          before=before, action="cancel")

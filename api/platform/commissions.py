@@ -38,6 +38,7 @@ from api.auth import admin_required
 from api.blueprints import admin_blueprint
 from api.db import main_session
 from api.errors import CONFLICT, ApiError
+from api.filters import where_given
 from api.listing import PageQuery, paginate
 from api.models.main import (
     Commission,
@@ -48,17 +49,15 @@ from api.models.main import (
     Salesman,
     SubscriptionPlan,
 )
+from api.operations import get_or_404
 from api.platform.sales import (
     WRITERS,
     check_period,
-    get_or_404,
-    iso,
     owned_by,
     owner,
     utc_now,
-    where_given,
 )
-from api.responses import Answers, ok, shown
+from api.responses import Answers, iso, ok, shown
 from api.schemas import IdPath, RowId
 
 bp = admin_blueprint("admin_commissions", __name__, "commissions and payouts")
@@ -236,14 +235,15 @@ def list_commissions(query: CommissionQuery):
 @bp.get("/commissions/<int:id>", responses=COMMISSIONS.one)
 @admin_required()
 def get_commission(path: IdPath):
-    return ok(commission=commission_json(get_or_404(Commission, path.id, "commission")))
+    commission = get_or_404(main_session(), Commission, path.id, "commission")
+    return ok(commission=commission_json(commission))
 
 
 def _move(commission_id: int, allowed: tuple[str, ...], status: str, action: str):
     """Move a commission from one of ``allowed`` to ``status``, atomically (a payout or
     another admin moving it at the same time cannot both win); 409 from any other status."""
     session = main_session()
-    commission = get_or_404(Commission, commission_id, "commission")
+    commission = get_or_404(main_session(), Commission, commission_id, "commission")
     before = commission_json(commission)
     moved = session.execute(sa.update(Commission).where(
         Commission.id == commission.id, Commission.status.in_(allowed)).values(status=status))
@@ -373,7 +373,7 @@ def create_payout(body: PayoutCreate):
 @admin_required()
 def get_payout(path: IdPath):
     """A payout with the commissions it paid."""
-    payout = get_or_404(Payout, path.id, "payout")
+    payout = get_or_404(main_session(), Payout, path.id, "payout")
     commissions = main_session().scalars(sa.select(Commission).where(
         Commission.payout_id == payout.id).order_by(Commission.id)).all()
     return ok(payout=payout_json(payout, commissions))

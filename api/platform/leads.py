@@ -32,28 +32,23 @@ from api.auth import admin_required
 from api.blueprints import admin_blueprint
 from api.db import main_session, master_session
 from api.errors import CONFLICT, ApiError, invalid_field
+from api.filters import matching, where_given
 from api.listing import PageQuery, paginate
 from api.models.main import Commission, Distributor, Lead, LeadActivity, Salesman, Target
 from api.models.master import TenantMaster
+from api.operations import IN_MAIN, get_or_404, referenced
 from api.platform.sales import (
     WRITERS,
     Moment,
     Phone,
     check_period,
     columns,
-    delete,
-    get_or_404,
-    iso,
-    matching,
     owned_by,
     owner,
-    referenced,
-    save,
     set_fields,
     utc_now,
-    where_given,
 )
-from api.responses import DELETED, Answers, ok, shown
+from api.responses import DELETED, Answers, iso, ok, shown
 from api.schemas import Email, IdPath, Name, RowId, refuse_null
 
 bp = admin_blueprint("admin_leads", __name__, "leads and targets")
@@ -135,8 +130,10 @@ class LeadUpdate(BaseModel):
 
 
 def _check_assignees(values: dict) -> None:
-    referenced(Salesman, values.get("salesman_id"), "salesman_id", "salesman")
-    referenced(Distributor, values.get("distributor_id"), "distributor_id", "distributor")
+    session = main_session()
+    referenced(session, Salesman, values.get("salesman_id"), "salesman_id", "salesman")
+    referenced(session, Distributor, values.get("distributor_id"), "distributor_id",
+               "distributor")
 
 
 def _activity(lead_id: int, activity_type: str, notes: str | None,
@@ -162,20 +159,20 @@ def list_leads(query: LeadQuery):
 def create_lead(body: LeadCreate):
     values = body.model_dump()
     _check_assignees(values)
-    return save(Lead(**values, status="new"), "lead", lead_json)
+    return IN_MAIN.save(Lead(**values, status="new"), "lead", lead_json)
 
 
 @bp.get("/leads/<int:id>", responses=LEADS.one)
 @admin_required()
 def get_lead(path: IdPath):
-    return ok(lead=lead_json(get_or_404(Lead, path.id, "lead")))
+    return ok(lead=lead_json(get_or_404(main_session(), Lead, path.id, "lead")))
 
 
 @bp.patch("/leads/<int:id>", responses=LEADS.one | CONFLICT)
 @admin_required(*WRITERS)
 def update_lead(path: IdPath, body: LeadUpdate):
     """Change a lead; a status change must follow TRANSITIONS and is logged as an activity."""
-    lead = get_or_404(Lead, path.id, "lead")
+    lead = get_or_404(main_session(), Lead, path.id, "lead")
     before, changes = lead_json(lead), body.model_dump(exclude_unset=True)
     _check_assignees(changes)
     status = changes.get("status", lead.status)
@@ -194,16 +191,16 @@ def update_lead(path: IdPath, body: LeadUpdate):
     if status != lead.status:
         main_session().add(_activity(lead.id, "status_change", f"{lead.status} -> {status}"))
     set_fields(lead, changes)
-    return save(lead, "lead", lead_json, before)
+    return IN_MAIN.save(lead, "lead", lead_json, before=before)
 
 
 @bp.delete("/leads/<int:id>", responses=DELETED | CONFLICT)
 @admin_required(*WRITERS)
 def delete_lead(path: IdPath):
     """Delete a lead and its activities."""
-    lead = get_or_404(Lead, path.id, "lead")
+    lead = get_or_404(main_session(), Lead, path.id, "lead")
     main_session().execute(sa.delete(LeadActivity).where(LeadActivity.lead_id == lead.id))
-    return delete(lead, "lead", lead_json)
+    return IN_MAIN.delete(lead, "lead", lead_json)
 
 
 # ---- lead activities ----
@@ -244,7 +241,7 @@ class ActivityCreate(BaseModel):
 @admin_required()
 def list_activities(path: IdPath, query: ActivityQuery):
     """A lead's activities, latest first, filtered by type."""
-    get_or_404(Lead, path.id, "lead")
+    get_or_404(main_session(), Lead, path.id, "lead")
     select = where_given(sa.select(LeadActivity).where(LeadActivity.lead_id == path.id)
                          .order_by(LeadActivity.occurred_at.desc(), LeadActivity.id.desc()),
                          LeadActivity, query, "activity_type")
@@ -256,9 +253,9 @@ def list_activities(path: IdPath, query: ActivityQuery):
 @admin_required(*WRITERS)
 def create_activity(path: IdPath, body: ActivityCreate):
     """Log a call, email, meeting or note on a lead (by default as happening now)."""
-    get_or_404(Lead, path.id, "lead")
-    return save(_activity(path.id, body.activity_type, body.notes, body.occurred_at),
-                "lead_activity", activity_json)
+    get_or_404(main_session(), Lead, path.id, "lead")
+    return IN_MAIN.save(_activity(path.id, body.activity_type, body.notes, body.occurred_at),
+                        "lead_activity", activity_json)
 
 
 # ---- targets ----
@@ -354,27 +351,28 @@ def list_targets(query: TargetQuery):
 def create_target(body: TargetCreate):
     values = {**body.model_dump(), **owner(body.salesman_id, body.distributor_id)}
     check_period(body.period_start, body.period_end)
-    return save(Target(**columns(values)), "target", target_json)
+    return IN_MAIN.save(Target(**columns(values)), "target", target_json)
 
 
 @bp.get("/targets/<int:id>", responses=TARGETS.one)
 @admin_required()
 def get_target(path: IdPath):
-    return ok(target=target_json(get_or_404(Target, path.id, "target")))
+    return ok(target=target_json(get_or_404(main_session(), Target, path.id, "target")))
 
 
 @bp.patch("/targets/<int:id>", responses=TARGETS.one)
 @admin_required(*WRITERS)
 def update_target(path: IdPath, body: TargetUpdate):
-    target = get_or_404(Target, path.id, "target")
+    target = get_or_404(main_session(), Target, path.id, "target")
     before, changes = target_json(target), body.model_dump(exclude_unset=True)
     check_period(changes.get("period_start", target.period_start),
                  changes.get("period_end", target.period_end))
     set_fields(target, changes)
-    return save(target, "target", target_json, before)
+    return IN_MAIN.save(target, "target", target_json, before=before)
 
 
 @bp.delete("/targets/<int:id>", responses=DELETED)
 @admin_required(*WRITERS)
 def delete_target(path: IdPath):
-    return delete(get_or_404(Target, path.id, "target"), "target", target_json)
+    target = get_or_404(main_session(), Target, path.id, "target")
+    return IN_MAIN.delete(target, "target", target_json)

@@ -32,16 +32,15 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
-from sqlalchemy.exc import IntegrityError
 from typing_extensions import TypedDict
 
 from api.accounting.fields import GSTIN, PAN, BasisPoints, Paise, StateCode
 from api.accounting.rules import format_basis_points, format_paise
-from api.audit import admin_audit
 from api.auth import admin_required
 from api.blueprints import admin_blueprint
 from api.db import main_session, master_session
 from api.errors import CONFLICT, ApiError, invalid_field
+from api.filters import matching, where_given
 from api.listing import PageQuery, paginate
 from api.models.main import (
     Commission,
@@ -55,7 +54,8 @@ from api.models.main import (
     Target,
 )
 from api.models.master import TenantMaster
-from api.responses import DELETED, Answers, ok, shown
+from api.operations import IN_MAIN, ensure_unique, get_or_404, referenced
+from api.responses import DELETED, Answers, iso, ok, shown
 from api.schemas import Code, Email, IdPath, Name, RowId, refuse_null
 
 WRITERS = ("super_admin", "admin")
@@ -101,10 +101,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
-def iso(moment) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
 def columns(values: dict) -> dict:
     """API field names to column names (``price`` -> ``price_paise``)."""
     return {COLUMNS.get(name, name): value for name, value in values.items()}
@@ -120,19 +116,6 @@ def check_period(start: date, end: date) -> None:
         raise invalid_field("period_end", "must not be before period_start")
 
 
-def get_or_404(model, entity_id: int, what: str):
-    row = main_session().get(model, entity_id)
-    if row is None:
-        raise ApiError(404, "not_found", f"No {what} with id {entity_id}.")
-    return row
-
-
-def referenced(model, entity_id: int | None, field: str, what: str) -> None:
-    """A 400 naming ``field`` unless the row it refers to exists (or it refers to none)."""
-    if entity_id is not None and main_session().get(model, entity_id) is None:
-        raise invalid_field(field, f"no {what} with id {entity_id}")
-
-
 def owner(salesman_id: int | None, distributor_id: int | None) -> dict:
     """Exactly one of a salesman and a distributor, existing: the owner columns of a code,
     target or payout. A 400 names the fields otherwise."""
@@ -140,8 +123,8 @@ def owner(salesman_id: int | None, distributor_id: int | None) -> dict:
         message = "give exactly one of salesman_id and distributor_id"
         raise ApiError(400, "validation_error", message,
                        {"salesman_id": message, "distributor_id": message})
-    referenced(Salesman, salesman_id, "salesman_id", "salesman")
-    referenced(Distributor, distributor_id, "distributor_id", "distributor")
+    referenced(main_session(), Salesman, salesman_id, "salesman_id", "salesman")
+    referenced(main_session(), Distributor, distributor_id, "distributor_id", "distributor")
     return {"salesman_id": salesman_id, "distributor_id": distributor_id}
 
 
@@ -150,46 +133,6 @@ def owned_by(model, salesman_id: int | None, distributor_id: int | None):
     if salesman_id is not None:
         return model.salesman_id == salesman_id
     return model.distributor_id == distributor_id
-
-
-def ensure_unique(model, field: str, value: Any, except_id: int | None = None) -> None:
-    """409 on ``field`` when another row of ``model`` already has ``value``."""
-    select = sa.select(model.id).where(getattr(model, field) == value)
-    if except_id is not None:
-        select = select.where(model.id != except_id)
-    if main_session().scalar(select) is not None:
-        raise ApiError(409, "conflict", f"{value!r} is taken.", {field: "is taken"})
-
-
-def flush(unique_field: str | None = None) -> None:
-    """Flush the main session; a unique-constraint clash on ``unique_field`` (a concurrent
-    request won the race the pre-check lost) is a 409 naming it."""
-    try:
-        main_session().flush()
-    except IntegrityError:
-        if unique_field is None:
-            raise
-        main_session().rollback()
-        raise ApiError(409, "conflict", f"The {unique_field} is taken.",
-                       {unique_field: "is taken"}) from None
-
-
-def where_given(select: sa.Select, model, query: BaseModel, *names: str) -> sa.Select:
-    """Filter ``select`` on each of ``names`` the query gives (equality)."""
-    for name in names:
-        value = getattr(query, name)
-        if value is not None:
-            select = select.where(getattr(model, name) == value)
-    return select
-
-
-def matching(select: sa.Select, text: str | None, *fields) -> sa.Select:
-    """Rows where any of ``fields`` contains ``text``, case-insensitively."""
-    if not text:
-        return select
-    escaped = text.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-    return select.where(sa.or_(*(sa.func.lower(field).like(f"%{escaped}%", escape="\\")
-                                 for field in fields)))
 
 
 def count(*criteria) -> int:
@@ -202,34 +145,6 @@ def ensure_unused(what: str, uses: dict[str, int]) -> None:
     if found:
         raise ApiError(409, "in_use", f"The {what} is referred to by {', '.join(found)}; it "
                        "cannot be deleted. Deactivate it instead (PATCH is_active false).")
-
-
-def save(row: Any, entity_type: str, as_json, before: dict | None = None,
-         unique_field: str | None = None):
-    """Insert ``row`` (no ``before``) or write its changes; audit, commit, answer with it."""
-    session = main_session()
-    session.add(row)
-    flush(unique_field)
-    after = as_json(row)
-    admin_audit(session, "create" if before is None else "update", entity_type, row.id,
-                before, after)
-    session.commit()
-    return ok(201 if before is None else 200, **{entity_type: after})
-
-
-def delete(row: Any, entity_type: str, as_json):
-    """Delete ``row`` for good, audited with what it was; a row something came to refer to
-    since ``ensure_unused`` looked is kept (the foreign key refuses) with a 409."""
-    session, entity_id = main_session(), row.id
-    admin_audit(session, "delete", entity_type, entity_id, before=as_json(row))
-    session.delete(row)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise ApiError(409, "in_use", f"The {entity_type} came into use meanwhile; it cannot "
-                       "be deleted.") from None
-    return ok(deleted={"id": entity_id})
 
 
 class ActiveQuery(PageQuery):
@@ -324,41 +239,43 @@ def list_distributors(query: DistributorQuery):
 @admin_required(*WRITERS)
 def create_distributor(body: DistributorCreate):
     """A distributor; the email is unique among distributors (409)."""
-    ensure_unique(Distributor, "email", body.email)
+    ensure_unique(main_session(), Distributor, "email", body.email)
     distributor = Distributor(**columns(body.model_dump()))
     _check_tax_ids(distributor)
-    return save(distributor, "distributor", distributor_json, unique_field="email")
+    return IN_MAIN.save(distributor, "distributor", distributor_json, unique_field="email")
 
 
 @bp.get("/distributors/<int:id>", responses=DISTRIBUTORS.one)
 @admin_required()
 def get_distributor(path: IdPath):
-    return ok(distributor=distributor_json(get_or_404(Distributor, path.id, "distributor")))
+    distributor = get_or_404(main_session(), Distributor, path.id, "distributor")
+    return ok(distributor=distributor_json(distributor))
 
 
 @bp.patch("/distributors/<int:id>", responses=DISTRIBUTORS.one | CONFLICT)
 @admin_required(*WRITERS)
 def update_distributor(path: IdPath, body: DistributorUpdate):
-    distributor = get_or_404(Distributor, path.id, "distributor")
+    distributor = get_or_404(main_session(), Distributor, path.id, "distributor")
     before, changes = distributor_json(distributor), body.model_dump(exclude_unset=True)
     if "email" in changes:
-        ensure_unique(Distributor, "email", changes["email"], distributor.id)
+        ensure_unique(main_session(), Distributor, "email", changes["email"], distributor.id)
     set_fields(distributor, changes)
     _check_tax_ids(distributor)
-    return save(distributor, "distributor", distributor_json, before, "email")
+    return IN_MAIN.save(distributor, "distributor", distributor_json, before=before,
+                        unique_field="email")
 
 
 @bp.delete("/distributors/<int:id>", responses=DELETED | CONFLICT)
 @admin_required(*WRITERS)
 def delete_distributor(path: IdPath):
     """Delete a distributor nothing refers to (409 naming what does otherwise)."""
-    distributor = get_or_404(Distributor, path.id, "distributor")
+    distributor = get_or_404(main_session(), Distributor, path.id, "distributor")
     ensure_unused("distributor", {
         label: count(model.distributor_id == distributor.id) for label, model in (
             ("salesmen", Salesman), ("referral codes", ReferralCode),
             ("commissions", Commission), ("payouts", Payout), ("leads", Lead),
             ("targets", Target))})
-    return delete(distributor, "distributor", distributor_json)
+    return IN_MAIN.delete(distributor, "distributor", distributor_json)
 
 
 # ---- salesmen ----
@@ -433,40 +350,43 @@ def list_salesmen(query: SalesmanQuery):
 @admin_required(*WRITERS)
 def create_salesman(body: SalesmanCreate):
     """A salesman, on their own or under a distributor; the email is unique (409)."""
-    referenced(Distributor, body.distributor_id, "distributor_id", "distributor")
-    ensure_unique(Salesman, "email", body.email)
-    return save(Salesman(**columns(body.model_dump())), "salesman", salesman_json,
-                unique_field="email")
+    referenced(main_session(), Distributor, body.distributor_id, "distributor_id",
+               "distributor")
+    ensure_unique(main_session(), Salesman, "email", body.email)
+    return IN_MAIN.save(Salesman(**columns(body.model_dump())), "salesman", salesman_json,
+                        unique_field="email")
 
 
 @bp.get("/salesmen/<int:id>", responses=SALESMEN.one)
 @admin_required()
 def get_salesman(path: IdPath):
-    return ok(salesman=salesman_json(get_or_404(Salesman, path.id, "salesman")))
+    return ok(salesman=salesman_json(get_or_404(main_session(), Salesman, path.id, "salesman")))
 
 
 @bp.patch("/salesmen/<int:id>", responses=SALESMEN.one | CONFLICT)
 @admin_required(*WRITERS)
 def update_salesman(path: IdPath, body: SalesmanUpdate):
-    salesman = get_or_404(Salesman, path.id, "salesman")
+    salesman = get_or_404(main_session(), Salesman, path.id, "salesman")
     before, changes = salesman_json(salesman), body.model_dump(exclude_unset=True)
-    referenced(Distributor, changes.get("distributor_id"), "distributor_id", "distributor")
+    referenced(main_session(), Distributor, changes.get("distributor_id"), "distributor_id",
+               "distributor")
     if "email" in changes:
-        ensure_unique(Salesman, "email", changes["email"], salesman.id)
+        ensure_unique(main_session(), Salesman, "email", changes["email"], salesman.id)
     set_fields(salesman, changes)
-    return save(salesman, "salesman", salesman_json, before, "email")
+    return IN_MAIN.save(salesman, "salesman", salesman_json, before=before,
+                        unique_field="email")
 
 
 @bp.delete("/salesmen/<int:id>", responses=DELETED | CONFLICT)
 @admin_required(*WRITERS)
 def delete_salesman(path: IdPath):
     """Delete a salesman nothing refers to (409 naming what does otherwise)."""
-    salesman = get_or_404(Salesman, path.id, "salesman")
+    salesman = get_or_404(main_session(), Salesman, path.id, "salesman")
     ensure_unused("salesman", {
         label: count(model.salesman_id == salesman.id) for label, model in (
             ("referral codes", ReferralCode), ("commissions", Commission),
             ("payouts", Payout), ("leads", Lead), ("targets", Target))})
-    return delete(salesman, "salesman", salesman_json)
+    return IN_MAIN.delete(salesman, "salesman", salesman_json)
 
 
 # ---- subscription plans ----
@@ -541,36 +461,37 @@ def list_plans(query: PlanQuery):
 @admin_required(*WRITERS)
 def create_plan(body: PlanCreate):
     """A plan with a unique code (409), its price in rupees, billing period and limits."""
-    ensure_unique(SubscriptionPlan, "code", body.code)
-    return save(SubscriptionPlan(**columns(body.model_dump())), "subscription_plan", plan_json,
-                unique_field="code")
+    ensure_unique(main_session(), SubscriptionPlan, "code", body.code)
+    return IN_MAIN.save(SubscriptionPlan(**columns(body.model_dump())), "subscription_plan",
+                        plan_json, unique_field="code")
 
 
 @bp.get("/subscription-plans/<int:id>", responses=PLANS.one)
 @admin_required()
 def get_plan(path: IdPath):
-    return ok(subscription_plan=plan_json(get_or_404(SubscriptionPlan, path.id, "plan")))
+    plan = get_or_404(main_session(), SubscriptionPlan, path.id, "plan")
+    return ok(subscription_plan=plan_json(plan))
 
 
 @bp.patch("/subscription-plans/<int:id>", responses=PLANS.one)
 @admin_required(*WRITERS)
 def update_plan(path: IdPath, body: PlanUpdate):
-    plan = get_or_404(SubscriptionPlan, path.id, "plan")
+    plan = get_or_404(main_session(), SubscriptionPlan, path.id, "plan")
     before = plan_json(plan)
     set_fields(plan, body.model_dump(exclude_unset=True))
-    return save(plan, "subscription_plan", plan_json, before)
+    return IN_MAIN.save(plan, "subscription_plan", plan_json, before=before)
 
 
 @bp.delete("/subscription-plans/<int:id>", responses=DELETED | CONFLICT)
 @admin_required(*WRITERS)
 def delete_plan(path: IdPath):
     """Delete a plan no commission and no tenant (master database) refers to."""
-    plan = get_or_404(SubscriptionPlan, path.id, "plan")
+    plan = get_or_404(main_session(), SubscriptionPlan, path.id, "plan")
     tenants = master_session().scalar(sa.select(sa.func.count()).where(
         TenantMaster.subscription_plan == plan.code))
     ensure_unused("plan", {"commissions": count(Commission.subscription_plan_id == plan.id),
                            "tenants": tenants})
-    return delete(plan, "subscription_plan", plan_json)
+    return IN_MAIN.delete(plan, "subscription_plan", plan_json)
 
 
 # ---- referral codes ----
@@ -642,33 +563,33 @@ def list_referral_codes(query: ReferralCodeQuery):
 def create_referral_code(body: ReferralCodeCreate):
     """A code for a salesman or a distributor; codes are unique (409)."""
     values = {**body.model_dump(), **owner(body.salesman_id, body.distributor_id)}
-    ensure_unique(ReferralCode, "code", body.code)
-    return save(ReferralCode(**columns(values)), "referral_code", referral_code_json,
-                unique_field="code")
+    ensure_unique(main_session(), ReferralCode, "code", body.code)
+    return IN_MAIN.save(ReferralCode(**columns(values)), "referral_code", referral_code_json,
+                        unique_field="code")
 
 
 @bp.get("/referral-codes/<int:id>", responses=REFERRAL_CODES.one)
 @admin_required()
 def get_referral_code(path: IdPath):
-    return ok(referral_code=referral_code_json(get_or_404(ReferralCode, path.id,
+    return ok(referral_code=referral_code_json(get_or_404(main_session(), ReferralCode, path.id,
                                                           "referral code")))
 
 
 @bp.patch("/referral-codes/<int:id>", responses=REFERRAL_CODES.one)
 @admin_required(*WRITERS)
 def update_referral_code(path: IdPath, body: ReferralCodeUpdate):
-    code = get_or_404(ReferralCode, path.id, "referral code")
+    code = get_or_404(main_session(), ReferralCode, path.id, "referral code")
     before = referral_code_json(code)
     set_fields(code, body.model_dump(exclude_unset=True))
-    return save(code, "referral_code", referral_code_json, before)
+    return IN_MAIN.save(code, "referral_code", referral_code_json, before=before)
 
 
 @bp.delete("/referral-codes/<int:id>", responses=DELETED | CONFLICT)
 @admin_required(*WRITERS)
 def delete_referral_code(path: IdPath):
     """Delete a code no sign-up used (409 otherwise: deactivate it)."""
-    code = get_or_404(ReferralCode, path.id, "referral code")
+    code = get_or_404(main_session(), ReferralCode, path.id, "referral code")
     ensure_unused("referral code", {
         "rewards": count(ReferralReward.referral_code_id == code.id),
         "commissions": count(Commission.referral_code_id == code.id)})
-    return delete(code, "referral_code", referral_code_json)
+    return IN_MAIN.delete(code, "referral_code", referral_code_json)

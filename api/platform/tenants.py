@@ -16,12 +16,14 @@ from api.auth import admin_required
 from api.blueprints import admin_blueprint
 from api.db import databases, main_session, master_session
 from api.errors import CONFLICT, ApiError
+from api.filters import matching, where_given
 from api.listing import PageQuery, paginate
 from api.metrics import metrics
 from api.models.main import SubscriptionPlan
 from api.models.master import TenantMaster
+from api.operations import get_or_404
 from api.platform.commissions import record_signup_referral
-from api.responses import Answers, envelope, ok, shown
+from api.responses import Answers, envelope, iso, ok, shown
 from api.schemas import Code, Email, IdPath, Name, Password, Subdomain, refuse_null
 from api.tenancy.backends import BackendError
 from api.tenancy.backups import BackupError, backup_database, read_manifest
@@ -95,8 +97,7 @@ def tenant_json(tenant: TenantMaster) -> TenantJson:
             "db_name": tenant.db_name, "db_server": tenant.db_server,
             "plan": tenant.subscription_plan, "referral_code": tenant.referral_code,
             "storage_limit_mb": tenant.storage_limit_mb,
-            "created_at": tenant.created_at.isoformat() if tenant.created_at else None,
-            "deleted_at": tenant.deleted_at.isoformat() if tenant.deleted_at else None}
+            "created_at": iso(tenant.created_at), "deleted_at": iso(tenant.deleted_at)}
 
 
 TENANTS = Answers("tenant", "tenants", tenant_json)
@@ -161,27 +162,15 @@ class DeleteBody(BaseModel):
     confirm: str = Field(max_length=30)
 
 
-def tenant_or_404(tenant_id: int) -> TenantMaster:
-    tenant = master_session().get(TenantMaster, tenant_id)
-    if tenant is None:
-        raise ApiError(404, "not_found", f"No tenant with id {tenant_id}.")
-    return tenant
-
-
 @bp.get("", responses=TENANTS.page)
 @admin_required()
 def list_tenants(query: TenantQuery):
     """Tenants by subdomain, filtered by status or plan, searched by name or subdomain."""
-    select = sa.select(TenantMaster).order_by(TenantMaster.subdomain)
-    if query.status:
-        select = select.where(TenantMaster.status == query.status)
+    select = where_given(sa.select(TenantMaster).order_by(TenantMaster.subdomain), TenantMaster,
+                         query, "status")
     if query.plan:
         select = select.where(TenantMaster.subscription_plan == query.plan)
-    if query.search:
-        like = "%" + query.search.lower().replace("\\", "\\\\").replace("%", r"\%").replace(
-            "_", r"\_") + "%"
-        select = select.where(sa.or_(sa.func.lower(TenantMaster.company_name).like(like, "\\"),
-                                     TenantMaster.subdomain.like(like, "\\")))
+    select = matching(select, query.search, TenantMaster.company_name, TenantMaster.subdomain)
     tenants, total = paginate(master_session(), select, query)
     return ok(tenants=[tenant_json(tenant) for tenant in tenants], total=total)
 
@@ -190,7 +179,7 @@ def list_tenants(query: TenantQuery):
 @admin_required()
 def get_tenant(path: IdPath):
     """One tenant with its database's name, server and size."""
-    tenant = tenant_or_404(path.id)
+    tenant = get_or_404(master_session(), TenantMaster, path.id, "tenant")
     details = tenant_json(tenant)
     if tenant.db_name and tenant.status in LIVE_STATUSES:
         details["size_mb"] = round(databases().storage.size(tenant.db_name) / 2**20, 2)
@@ -205,7 +194,8 @@ def update_tenant(path: IdPath, body: TenantUpdate):
     A status change takes effect on this process's next request and within the tenant cache's
     TTL (TENANT_CACHE_TTL_SECONDS) in others.
     """
-    session, tenant = master_session(), tenant_or_404(path.id)
+    session = master_session()
+    tenant = get_or_404(session, TenantMaster, path.id, "tenant")
     before, changes = tenant_json(tenant), body.model_dump(exclude_unset=True)
     if "status" in changes and tenant.status not in LIVE_STATUSES:
         raise ApiError(409, "not_live", f"A {tenant.status} tenant cannot be "
@@ -227,7 +217,8 @@ def update_tenant(path: IdPath, body: TenantUpdate):
 def delete_tenant(path: IdPath, body: DeleteBody):
     """Back the tenant's database up, then drop it (and its DB user) and mark the tenant
     deleted. No backup, no drop: a failed backup changes nothing."""
-    session, tenant = master_session(), tenant_or_404(path.id)
+    session = master_session()
+    tenant = get_or_404(session, TenantMaster, path.id, "tenant")
     if body.confirm != tenant.subdomain:
         raise ApiError(400, "validation_error", "Confirm with the tenant's subdomain.",
                        {"confirm": "must equal the tenant's subdomain"})
