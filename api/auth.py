@@ -12,14 +12,15 @@ from functools import wraps
 
 import sqlalchemy as sa
 from flask import current_app, g, request
-from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
+from api.blueprints import admin_blueprint
 from api.db import main_session
-from api.errors import COMMON_RESPONSES, ApiError
+from api.errors import ApiError, error_answers
 from api.models.main import AdminUser
 from api.models.tenant import User
-from api.responses import ok
+from api.responses import envelope, ok, shown
 from api.schemas import Email
 from api.security import hash_password, verify_password
 from api.tenancy.tokens import ADMIN, TENANT, Claims, TokenInvalid, TokenService
@@ -45,6 +46,25 @@ class Token(BaseModel):
 class TokenEnvelope(BaseModel):
     success: bool
     data: Token
+
+
+@shown
+class SignedIn(TypedDict):
+    id: int
+    email: str
+    role: str
+    full_name: str | None
+
+
+@shown
+class RoutedTenant(TypedDict):
+    id: int
+    subdomain: str
+    company_name: str
+
+
+# A wrong password is 401; five in 15 minutes, 429 with Retry-After.
+LOGIN = {200: TokenEnvelope} | error_answers(401, 429)
 
 
 def tokens() -> TokenService:
@@ -126,12 +146,12 @@ def tenant_user_required(*roles: str):
     return decorator
 
 
-admin_bp = APIBlueprint("admin_auth", __name__, url_prefix="/api/admin/auth",
-                        abp_tags=[Tag(name="admin auth")], abp_responses=COMMON_RESPONSES)
-tenant_bp = tenant_blueprint("tenant_auth", __name__, Tag(name="tenant auth"))
+admin_bp = admin_blueprint("admin_auth", __name__, "admin auth", url_prefix="/api/admin/auth",
+                           secured=False)
+tenant_bp = tenant_blueprint("tenant_auth", __name__, "tenant auth", secured=False)
 
 
-@admin_bp.post("/login", responses={200: TokenEnvelope})
+@admin_bp.post("/login", responses=LOGIN)
 def admin_login(body: LoginBody):
     """Sign a platform admin in; the token opens /api/admin endpoints only."""
     session = main_session()
@@ -142,7 +162,8 @@ def admin_login(body: LoginBody):
     return response
 
 
-@admin_bp.get("/me", security=[{"bearer": []}])
+@admin_bp.get("/me", security=[{"bearer": []}],
+              responses={200: envelope("SignedInAdmin", admin=SignedIn)})
 @admin_required()
 def admin_me():
     """The signed-in platform admin."""
@@ -151,7 +172,7 @@ def admin_me():
                      "full_name": admin.full_name})
 
 
-@tenant_bp.post("/auth/login", responses={200: TokenEnvelope})
+@tenant_bp.post("/auth/login", responses=LOGIN)
 def tenant_login(body: LoginBody):
     """Sign a tenant user in; the token opens this tenant's endpoints only."""
     tenant, session = current_tenant(), tenant_session()
@@ -163,7 +184,8 @@ def tenant_login(body: LoginBody):
     return response
 
 
-@tenant_bp.get("/auth/me", security=[{"bearer": []}])
+@tenant_bp.get("/auth/me", security=[{"bearer": []}],
+               responses={200: envelope("SignedInUser", user=SignedIn, tenant=RoutedTenant)})
 @tenant_user_required()
 def tenant_me():
     """The signed-in tenant user, and the tenant the request was routed to."""

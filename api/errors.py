@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from flask import Flask, make_response, request
 from pydantic import BaseModel, ValidationError
@@ -36,12 +37,18 @@ class ErrorDetail(BaseModel):
 class ErrorEnvelope(BaseModel):
     """The error shape every endpoint may answer with (documented once, for all)."""
 
-    success: bool = False
+    success: Literal[False] = False
     error: ErrorDetail
 
 
-# Every blueprint declares these, so the OpenAPI document shows our envelope for them.
-COMMON_RESPONSES = {400: ErrorEnvelope, 500: ErrorEnvelope}
+def error_answers(*statuses: int) -> dict[int, type[BaseModel]]:
+    """``responses=`` of an operation that may answer ``statuses`` with the error envelope."""
+    return dict.fromkeys(statuses, ErrorEnvelope)
+
+
+# What any operation may answer (api/blueprints.py adds what each one's machinery answers).
+COMMON_RESPONSES = error_answers(400, 500)
+CONFLICT = error_answers(409)  # a view that refuses what clashes with what is stored
 
 
 class ApiError(Exception):

@@ -3,49 +3,35 @@
 from __future__ import annotations
 
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
+from typing_extensions import TypedDict
 
 from api.db import databases
-from api.errors import COMMON_RESPONSES, ErrorEnvelope
-from api.responses import failure, ok
+from api.errors import COMMON_RESPONSES, error_answers
+from api.responses import envelope, failure, ok, shown
 from api.tenancy.migrations import pending_ids
 
 tag = Tag(name="health", description="Probes")
 bp = APIBlueprint("health", __name__, abp_tags=[tag], abp_responses=COMMON_RESPONSES)
 
 
-class Up(BaseModel):
-    status: str
-
-
-class UpEnvelope(BaseModel):
-    success: bool
-    data: Up
-
-
-class TierReady(BaseModel):
+@shown
+class TierReady(TypedDict):
     name: str
     status: str
 
 
-class Readiness(BaseModel):
-    master_db: TierReady
-    main_db: TierReady
+UP = {200: envelope("Up", status=str)}
+READY = {200: envelope("Readiness", master_db=TierReady, main_db=TierReady)} | error_answers(503)
 
 
-class ReadinessEnvelope(BaseModel):
-    success: bool
-    data: Readiness
-
-
-@bp.get("/healthz", responses={200: UpEnvelope})
+@bp.get("/healthz", responses=UP)
 def healthz():
     """The process is up."""
     return ok(status="up")
 
 
-@bp.get("/readyz", responses={200: ReadinessEnvelope, 503: ErrorEnvelope})
+@bp.get("/readyz", responses=READY)
 def readyz():
     """Main and master are reachable and fully migrated; 503 naming the failing part otherwise."""
     problems, report = {}, {}

@@ -32,9 +32,12 @@ Subdomain = Annotated[str, AfterValidator(check_subdomain)]
 Password = Annotated[str, Field(min_length=10, max_length=128)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+# Every id a client sends (in a URL, a body or a query): our ids are positive and fit MariaDB's
+# INT, so anything else is a 400 naming the field, never a number the database cannot bind.
+RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class IdPath(BaseModel):
     """The ``<int:id>`` of a resource's URL."""
 
-    id: int = Field(ge=1, le=2**31 - 1)
+    id: RowId

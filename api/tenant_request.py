@@ -8,14 +8,14 @@ Platform endpoints never call these, so they never open a tenant database.
 from __future__ import annotations
 
 from flask import Flask, g, request
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 from sqlalchemy.orm import Session
 
+from api.blueprints import SECURITY, WRITES, ApiBlueprint
 from api.db import databases
-from api.errors import COMMON_RESPONSES, ApiError
+from api.errors import ApiError
 from api.tenancy.routing import TenantRecord, host_label
 
-WRITES = ("POST", "PUT", "PATCH")
 STILL_ALLOWED = ("tenant_auth.tenant_login",)  # signing in writes nothing to the books
 
 
@@ -49,10 +49,21 @@ def close_tenant_session(_error: BaseException | None = None) -> None:
         session.close()
 
 
-def tenant_blueprint(name: str, import_name: str, tag: Tag) -> APIBlueprint:
-    """An API blueprint whose every request is routed to a tenant first."""
-    bp = APIBlueprint(name, import_name, url_prefix="/api", abp_tags=[tag],
-                      abp_responses=COMMON_RESPONSES)
+class TenantBlueprint(ApiBlueprint):
+    """The tenant API: ``load_tenant`` answers 400 (no tenant named), 403 (suspended), 404
+    (unknown) and 503 (still provisioning) on every request, and 507 on writes."""
+
+    def machinery_errors(self, endpoint: str, method: str, secured: bool) -> set[int]:
+        writes = method in WRITES and endpoint not in STILL_ALLOWED
+        return {400, 403, 404, 503} | ({507} if writes else set())
+
+
+def tenant_blueprint(name: str, import_name: str, tag: str,
+                     secured: bool = True) -> TenantBlueprint:
+    """An API blueprint whose every request is routed to a tenant first; its endpoints take a
+    tenant user's token unless not ``secured`` (then each view that does says so)."""
+    bp = TenantBlueprint(name, import_name, url_prefix="/api", abp_tags=[Tag(name=tag)],
+                         abp_security=SECURITY if secured else None)
     bp.before_request(load_tenant)
     return bp
 

@@ -7,6 +7,8 @@ hang); and they recover on their own when it is back, with the bound on open con
 intact. Stopping a server is not something to do to the shared test server, so every test
 here gets a private one (tests/throwaway_mariadb.py) and an app pointed at it, over the Flask
 test client. Platform endpoints (main and master live on the same server) are checked too.
+And the issue's "a voucher whose commit was cut off is either wholly there or wholly absent":
+vouchers posted while the server is killed, again and again, around their COMMIT.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import os
 import socket
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import pytest
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from api import create_app
@@ -31,6 +36,7 @@ from api.config import load_settings
 from api.models.main import AdminUser
 from api.security import hash_password
 from api.tenancy.connections import TenantConnectionManager
+from tests.reliability.conftest import figures, scaled
 from tests.throwaway_mariadb import ThrowawayMariaDB, unavailable_reason
 
 pytestmark = pytest.mark.mysql
@@ -363,3 +369,151 @@ def test_a_hung_server_is_a_quick_503_too(platform, connection):
     worker.join(timeout=2 * FAST)
     assert not hung, f"GET /api/auth/me was still waiting after {FAST}s on a hung server"
     assert_unavailable(*outcome["answer"])
+
+
+# -- a voucher cut off by a crash: whole or absent ----------------------------------------------
+
+ENTRIES, ITEMS, BILLS = 4, 3, 1  # what each posted voucher carries
+KILLS = scaled(8)  # FINVERA_RELIABILITY_SCALE multiplies it, as in tests/reliability
+
+
+def _sales_ledgers(platform: Platform) -> dict[str, int]:
+    """A customer, a sales account and the two GST ledgers of a sale, made through the API."""
+    groups = platform.client.get("/api/account-groups?limit=200", headers=platform.tenant)
+    by_code = {g["code"]: g["id"] for g in groups.json["data"]["account_groups"]}
+    ledgers = {}
+    for name, code in (("Customer", "sundry_debtors"), ("Sales", "sales_accounts"),
+                       ("CGST", "duties_taxes"), ("SGST", "duties_taxes")):
+        made = platform.client.post("/api/ledgers", headers=platform.tenant, json={
+            "name": name, "account_group_id": by_code[code]})
+        assert made.status_code == 201, made.json
+        ledgers[name] = made.json["data"]["ledger"]["id"]
+    return ledgers
+
+
+def _sale(ledgers: dict[str, int], reference: str) -> dict:
+    """A sale of three items for 1180.00: four entries, three item lines, one bill."""
+    return {"voucher_type": "Sales", "date": "2026-11-25", "reference": reference,
+            "narration": f"sale {reference}",
+            "entries": [{"ledger_id": ledgers["Customer"], "type": "Dr", "amount": "1180"},
+                        {"ledger_id": ledgers["Sales"], "type": "Cr", "amount": "1000"},
+                        {"ledger_id": ledgers["CGST"], "type": "Cr", "amount": "90"},
+                        {"ledger_id": ledgers["SGST"], "type": "Cr", "amount": "90"}],
+            "items": [{"item_name": f"Item {n}", "hsn_sac": "8471", "quantity": "1",
+                       "rate": str(rate), "gst_rate": "18"}
+                      for n, rate in enumerate((500, 300, 200), start=1)],
+            "bill_allocations": [{"ledger_id": ledgers["Customer"], "bill_reference": reference,
+                                  "amount": "1180"}]}
+
+
+def _stored_vouchers(platform: Platform) -> tuple[dict[str, dict], int]:
+    """Per voucher reference, its number and whether it is whole (total, entries, items, bill,
+    audit row), and the Sales sequence's last number: read as root, behind the API's back."""
+    conn = platform.server.connect(database=platform.tenant_db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT v.reference, v.number, v.total_paise, "
+                "(SELECT COUNT(*) FROM voucher_ledger_entries e WHERE e.voucher_id = v.id), "
+                "(SELECT COUNT(*) FROM voucher_items i WHERE i.voucher_id = v.id), "
+                "(SELECT COUNT(*) FROM bill_wise_details b WHERE b.voucher_id = v.id), "
+                "(SELECT COUNT(*) FROM audit_logs a WHERE a.entity_type = 'voucher' "
+                " AND CAST(a.entity_id AS UNSIGNED) = v.id) FROM vouchers v")
+            stored = {}
+            for reference, number, total, entries, items, bills, audits in cur.fetchall():
+                assert reference not in stored, f"{reference} was posted twice"
+                stored[reference] = {"number": number, "whole": (total, entries, items, bills,
+                                     audits) == (118000, ENTRIES, ITEMS, BILLS, 1)}
+            cur.execute("SELECT last_number FROM voucher_sequences s JOIN voucher_types t "
+                        "ON t.id = s.voucher_type_id WHERE t.name = 'Sales'")
+            last_number = cur.fetchone()[0]
+            for table in ("voucher_ledger_entries", "voucher_items", "bill_wise_details"):
+                cur.execute(f"SELECT COUNT(*) FROM {table} WHERE voucher_id NOT IN "
+                            "(SELECT id FROM vouchers)")
+                assert cur.fetchone()[0] == 0, f"{table} holds lines of no voucher"
+    finally:
+        conn.close()
+    return stored, last_number
+
+
+def test_a_voucher_whose_commit_a_server_kill_cut_off_is_whole_or_absent(platform):
+    """Post vouchers one after another while the server is SIGKILLed (and started again each
+    time), every other time at a point anywhere in a posting, every other time up to a
+    millisecond after the posting sends its COMMIT: afterwards each voucher is all there or
+    not at all, 201 only for ones that are there, and their numbers run 1..n with no gap (a
+    voucher that did not commit gave its number back)."""
+    ledgers = _sales_ledgers(platform)
+    started = time.monotonic()
+    assert platform.client.post("/api/vouchers", headers=platform.tenant,
+                                json=_sale(ledgers, "warm-up")).status_code == 201
+    one_post = time.monotonic() - started
+    answers: dict[str, tuple[int, str | None]] = {}
+    posted, at_commit, killed, stop = (threading.Event() for _ in range(4))
+    commit_delay, posting, cut_off = [0.0], [""], []
+
+    def kill_soon(*_args) -> None:
+        """A COMMIT is about to be sent: when this round aims at one, kill the server soon."""
+        if threading.current_thread() is poster and at_commit.is_set():
+            at_commit.clear()
+            cut_off.append(posting[0])
+            threading.Timer(commit_delay[0], lambda: (platform.server.kill(),
+                                                      killed.set())).start()
+
+    def post_one_after_another() -> None:
+        for attempt in itertools.count(1):
+            if stop.is_set():
+                return
+            reference = posting[0] = f"try-{attempt}"
+            response = platform.client.post("/api/vouchers", headers=platform.tenant,
+                                            json=_sale(ledgers, reference))
+            answers[reference] = (response.status_code,
+                                  None if response.status_code == 201
+                                  else response.json["error"]["code"])
+            if response.status_code == 201:
+                posted.set()
+            else:
+                time.sleep(0.02)  # as a client would before trying again
+
+    poster = threading.Thread(target=post_one_after_another, daemon=True)
+    sa.event.listen(Engine, "commit", kill_soon)
+    poster.start()
+    try:
+        for kill in range(KILLS):
+            assert posted.wait(30), "posting never recovered after a restart"
+            posted.clear()
+            spread = (kill * 0.618) % 1  # golden-ratio steps: no two rounds aim alike
+            if kill % 2:
+                commit_delay[0] = spread * 0.001
+                at_commit.set()
+                assert killed.wait(30), "no COMMIT was sent"
+                killed.clear()
+            else:
+                time.sleep(2 * one_post * spread)
+                platform.server.kill()
+            time.sleep(0.1)  # some postings meet the dead server
+            platform.server.start()
+    finally:
+        stop.set()
+        poster.join(timeout=4 * FAST)
+        sa.event.remove(Engine, "commit", kill_soon)
+    assert not poster.is_alive(), "a posting hung"
+
+    stored, last_number = _stored_vouchers(platform)
+    statuses = Counter(status for status, _ in answers.values())
+    refused = {code for status, code in answers.values() if status != 201}
+    there = {ref for ref in answers if ref in stored}
+    torn = sorted(ref for ref, voucher in stored.items() if not voucher["whole"])
+    created_but_absent = sorted(ref for ref, (status, _) in answers.items()
+                                if status == 201 and ref not in stored)
+    figures("a voucher cut off by a server kill", kills=KILLS, tried=len(answers),
+            answers=dict(sorted(statuses.items())), whole=len(there) - len(torn),
+            absent=len(answers) - len(there), torn=len(torn),
+            commits_cut_off=len(cut_off),
+            of_which_whole=sum(ref in stored for ref in cut_off),
+            answered_503_but_committed=len(there) - statuses[201])
+    assert torn == [] and created_but_absent == []
+    assert all(status in (201, 503) for status, _ in answers.values()), answers
+    assert refused <= {"database_unavailable"}, refused
+    assert sorted(v["number"] for v in stored.values()) == list(range(1, len(stored) + 1))
+    assert last_number == len(stored)
+    assert len(stored) > KILLS  # it did post between the kills

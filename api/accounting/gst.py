@@ -12,16 +12,17 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Annotated, Literal
 
 import sqlalchemy as sa
-from flask_openapi3 import Tag
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from typing_extensions import TypedDict
 
-from api.accounting.chart import BOOKKEEPERS, SECURITY, IdPath, commit_or_conflict, get_or_404
+from api.accounting.chart import BOOKKEEPERS
 from api.accounting.fields import GSTIN
 from api.accounting.rules import format_basis_points, format_paise
 from api.accounting.vouchers import posted_voucher
 from api.audit import audit
 from api.auth import tenant_user_required
-from api.errors import ApiError
+from api.errors import CONFLICT, ApiError
+from api.filters import where_given
 from api.listing import PageQuery, paginate
 from api.models.tenant import GSTIN as GSTINRow
 from api.models.tenant import (
@@ -32,11 +33,12 @@ from api.models.tenant import (
     VoucherItem,
     VoucherType,
 )
-from api.responses import ok
-from api.schemas import Name
+from api.operations import IN_TENANT, get_or_404, referenced
+from api.responses import Answers, iso, ok, shown
+from api.schemas import IdPath, Name, RowId
 from api.tenant_request import tenant_blueprint, tenant_session
 
-bp = tenant_blueprint("gst", __name__, Tag(name="GST"))
+bp = tenant_blueprint("gst", __name__, "GST")
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 TAX_HEADS = ("cgst", "sgst", "igst", "cess")
 RegistrationType = Literal["regular", "composition", "sez", "casual"]
@@ -51,24 +53,35 @@ def _ist(moment: datetime) -> datetime:
     return moment.astimezone(IST).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def _iso(moment: date | datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
 # ---- GST rates ----
 
 class RateQuery(PageQuery):
     on: date | None = None
 
 
-def rate_json(rate: GSTRate) -> dict:
+@shown
+class GSTRateJson(TypedDict):
+    id: int
+    code: str
+    description: str
+    hsn_sac: str | None
+    rate: str
+    cess_rate: str
+    effective_from: str
+    effective_to: str | None
+
+
+def rate_json(rate: GSTRate) -> GSTRateJson:
     return {"id": rate.id, "code": rate.code, "description": rate.description,
             "hsn_sac": rate.hsn_sac, "rate": format_basis_points(rate.rate_bp),
             "cess_rate": format_basis_points(rate.cess_bp),
-            "effective_from": _iso(rate.effective_from), "effective_to": _iso(rate.effective_to)}
+            "effective_from": iso(rate.effective_from), "effective_to": iso(rate.effective_to)}
 
 
-@bp.get("/gst-rates", security=SECURITY)
+RATES = Answers("gst_rate", "gst_rates", rate_json)
+
+
+@bp.get("/gst-rates", responses=RATES.page)
 @tenant_user_required()
 def list_rates(query: RateQuery):
     """The GST slabs (seeded by migrations), all of them or those in force ``on`` a day."""
@@ -91,13 +104,27 @@ class GSTINCreate(BaseModel):
     is_default: bool = False
 
 
-def gstin_json(row: GSTINRow) -> dict:
+@shown
+class GSTINJson(TypedDict):
+    id: int
+    gstin: str
+    legal_name: str
+    trade_name: str | None
+    state_code: str
+    registration_type: str
+    is_default: bool
+
+
+def gstin_json(row: GSTINRow) -> GSTINJson:
     return {"id": row.id, "gstin": row.gstin, "legal_name": row.legal_name,
             "trade_name": row.trade_name, "state_code": row.state_code,
             "registration_type": row.registration_type, "is_default": row.is_default}
 
 
-@bp.get("/gstins", security=SECURITY)
+GSTINS = Answers("gstin", "gstins", gstin_json)
+
+
+@bp.get("/gstins", responses=GSTINS.page)
 @tenant_user_required()
 def list_gstins(query: PageQuery):
     """The tenant's GST registrations, one per state it is registered in."""
@@ -105,7 +132,7 @@ def list_gstins(query: PageQuery):
     return ok(gstins=[gstin_json(row) for row in rows], total=total)
 
 
-@bp.post("/gstins", security=SECURITY, responses={201: None})
+@bp.post("/gstins", responses=GSTINS.created | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def create_gstin(body: GSTINCreate):
     """A registration, its state taken from the GSTIN; a new default unsets the old one."""
@@ -119,23 +146,19 @@ def create_gstin(body: GSTINCreate):
             old.is_default = False
             audit(session, "update", "gstin", old.id, before, gstin_json(old))
     row = GSTINRow(**body.model_dump(), state_code=body.gstin[:2])
-    session.add(row)
-    session.flush()
-    audit(session, "create", "gstin", row.id, after=gstin_json(row))
-    commit_or_conflict("gstin", taken)
-    return ok(201, gstin=gstin_json(row))
+    return IN_TENANT.save(row, "gstin", gstin_json, unique_field="gstin", conflict=taken)
 
 
-@bp.get("/gstins/<int:id>", security=SECURITY)
+@bp.get("/gstins/<int:id>", responses=GSTINS.one)
 @tenant_user_required()
 def get_gstin(path: IdPath):
-    return ok(gstin=gstin_json(get_or_404(GSTINRow, path.id, "GSTIN")))
+    return ok(gstin=gstin_json(get_or_404(tenant_session(), GSTINRow, path.id, "GSTIN")))
 
 
 # ---- e-invoices ----
 
 class EInvoiceQuery(PageQuery):
-    voucher_id: int | None = None
+    voucher_id: RowId | None = None
     status: Literal["generated", "cancelled"] | None = None
 
 
@@ -143,7 +166,7 @@ class EInvoiceCreate(BaseModel):
     """The IRP's answer for a sales voucher, recorded as it was issued."""
 
     model_config = ConfigDict(extra="forbid")
-    voucher_id: int = Field(ge=1, le=2**31 - 1)
+    voucher_id: RowId
     irn: IRN
     ack_number: str = Field(pattern="^[0-9]{1,20}$")
     ack_date: Annotated[datetime, AfterValidator(_ist)] = Field(
@@ -166,27 +189,40 @@ def _sales_voucher(voucher_id: int) -> Voucher:
     return voucher
 
 
-def einvoice_json(invoice: EInvoice) -> dict:
+@shown
+class EInvoiceJson(TypedDict):
+    id: int
+    voucher_id: int
+    irn: str
+    ack_number: str
+    ack_date: str
+    signed_qr: str
+    status: str
+    cancelled_at: str | None
+    cancel_reason: str | None
+
+
+def einvoice_json(invoice: EInvoice) -> EInvoiceJson:
     return {"id": invoice.id, "voucher_id": invoice.voucher_id, "irn": invoice.irn,
-            "ack_number": invoice.ack_number, "ack_date": _iso(invoice.ack_date),
+            "ack_number": invoice.ack_number, "ack_date": iso(invoice.ack_date),
             "signed_qr": invoice.signed_qr, "status": invoice.status,
-            "cancelled_at": _iso(invoice.cancelled_at), "cancel_reason": invoice.cancel_reason}
+            "cancelled_at": iso(invoice.cancelled_at), "cancel_reason": invoice.cancel_reason}
 
 
-@bp.get("/e-invoices", security=SECURITY)
+EINVOICES = Answers("e_invoice", "e_invoices", einvoice_json)
+
+
+@bp.get("/e-invoices", responses=EINVOICES.page)
 @tenant_user_required()
 def list_einvoices(query: EInvoiceQuery):
     """E-invoices, newest first, filtered by voucher or status."""
-    select = sa.select(EInvoice).order_by(EInvoice.id.desc())
-    if query.voucher_id is not None:
-        select = select.where(EInvoice.voucher_id == query.voucher_id)
-    if query.status is not None:
-        select = select.where(EInvoice.status == query.status)
+    select = where_given(sa.select(EInvoice).order_by(EInvoice.id.desc()), EInvoice, query,
+                         "voucher_id", "status")
     invoices, total = paginate(tenant_session(), select, query)
     return ok(e_invoices=[einvoice_json(invoice) for invoice in invoices], total=total)
 
 
-@bp.post("/e-invoices", security=SECURITY, responses={201: None})
+@bp.post("/e-invoices", responses=EINVOICES.created | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def create_einvoice(body: EInvoiceCreate):
     """Record the IRN of a posted sales voucher: one per voucher, IRNs unique (409)."""
@@ -197,55 +233,66 @@ def create_einvoice(body: EInvoiceCreate):
         if session.scalar(sa.select(EInvoice.id).where(clash)) is not None:
             raise ApiError(409, "conflict", f"An e-invoice with this {field} exists.",
                            {field: "already has an e-invoice"})
-    invoice = EInvoice(**body.model_dump(), status="generated")
-    session.add(invoice)
-    session.flush()
-    audit(session, "create", "e_invoice", invoice.id, after=einvoice_json(invoice))
-    commit_or_conflict("irn", "the voucher or the IRN already has an e-invoice")
-    return ok(201, e_invoice=einvoice_json(invoice))
+    return IN_TENANT.save(EInvoice(**body.model_dump(), status="generated"), "e_invoice",
+                          einvoice_json, unique_field="irn",
+                          conflict="the voucher or the IRN already has an e-invoice")
 
 
-@bp.get("/e-invoices/<int:id>", security=SECURITY)
+@bp.get("/e-invoices/<int:id>", responses=EINVOICES.one)
 @tenant_user_required()
 def get_einvoice(path: IdPath):
-    return ok(e_invoice=einvoice_json(get_or_404(EInvoice, path.id, "e-invoice")))
+    invoice = get_or_404(tenant_session(), EInvoice, path.id, "e-invoice")
+    return ok(e_invoice=einvoice_json(invoice))
 
 
-@bp.post("/e-invoices/<int:id>/cancel", security=SECURITY)
+@bp.post("/e-invoices/<int:id>/cancel", responses=EINVOICES.one | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def cancel_einvoice(path: IdPath, body: EInvoiceCancel):
     """Record that the IRN was cancelled on the IRP, and why; a cancelled IRN stays cancelled."""
-    invoice = get_or_404(EInvoice, path.id, "e-invoice")
+    invoice = get_or_404(tenant_session(), EInvoice, path.id, "e-invoice")
     if invoice.status == "cancelled":
         raise ApiError(409, "already_cancelled", "The e-invoice is already cancelled.")
     before = einvoice_json(invoice)
     invoice.status, invoice.cancel_reason = "cancelled", body.reason
     invoice.cancelled_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    audit(tenant_session(), "cancel", "e_invoice", invoice.id, before, einvoice_json(invoice))
-    tenant_session().commit()
-    return ok(e_invoice=einvoice_json(invoice))
+    return IN_TENANT.save(invoice, "e_invoice", einvoice_json, before=before, action="cancel")
 
 
 # ---- GSTR returns ----
 
 class ReturnQuery(PageQuery):
-    gstin_id: int | None = None
+    gstin_id: RowId | None = None
     return_type: ReturnType | None = None
     period: Period | None = None
 
 
 class ReturnCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    gstin_id: int = Field(ge=1, le=2**31 - 1)
+    gstin_id: RowId
     return_type: ReturnType
     period: Period = Field(description="the calendar month, YYYY-MM")
 
 
-def return_json(row: GSTRReturn) -> dict:
+@shown
+class GSTRReturnJson(TypedDict):
+    id: int
+    gstin_id: int
+    return_type: str
+    period: str
+    status: str
+    summary: dict[str, dict[str, str | int]] | None
+    arn: str | None
+    filed_at: str | None
+
+
+def return_json(row: GSTRReturn) -> GSTRReturnJson:
     return {"id": row.id, "gstin_id": row.gstin_id, "return_type": row.return_type,
             "period": row.period, "status": row.status,
             "summary": json.loads(row.summary) if row.summary else None, "arn": row.arn,
-            "filed_at": _iso(row.filed_at)}
+            "filed_at": iso(row.filed_at)}
+
+
+RETURNS = Answers("gstr_return", "gstr_returns", return_json)
 
 
 def _month(period: str) -> tuple[date, date]:
@@ -304,39 +351,33 @@ def gstr_summary(return_type: str, period: str) -> dict:
             "net_payable": _money(payable)}
 
 
-@bp.get("/gstr-returns", security=SECURITY)
+@bp.get("/gstr-returns", responses=RETURNS.page)
 @tenant_user_required()
 def list_returns(query: ReturnQuery):
     """Returns, latest period first, filtered by GSTIN, type or period."""
-    select = sa.select(GSTRReturn).order_by(GSTRReturn.period.desc(), GSTRReturn.id)
-    for name in ("gstin_id", "return_type", "period"):
-        if getattr(query, name) is not None:
-            select = select.where(getattr(GSTRReturn, name) == getattr(query, name))
+    select = where_given(sa.select(GSTRReturn).order_by(GSTRReturn.period.desc(), GSTRReturn.id),
+                         GSTRReturn, query, "gstin_id", "return_type", "period")
     rows, total = paginate(tenant_session(), select, query)
     return ok(gstr_returns=[return_json(row) for row in rows], total=total)
 
 
-@bp.post("/gstr-returns", security=SECURITY, responses={201: None})
+@bp.post("/gstr-returns", responses=RETURNS.created | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def create_return(body: ReturnCreate):
     """A draft return with its summary computed from the period's vouchers; one per period."""
     session = tenant_session()
-    if session.get(GSTINRow, body.gstin_id) is None:
-        raise ApiError(400, "validation_error", "No such GSTIN.",
-                       {"gstin_id": f"no GSTIN with id {body.gstin_id}"})
+    referenced(session, GSTINRow, body.gstin_id, "gstin_id", "GSTIN")
     taken = f"a {body.return_type} for {body.period} exists for this GSTIN"
     if session.scalar(sa.select(GSTRReturn.id).filter_by(**body.model_dump())) is not None:
         raise ApiError(409, "conflict", taken, {"period": "already has this return"})
     row = GSTRReturn(**body.model_dump(), status="draft",
                      summary=json.dumps(gstr_summary(body.return_type, body.period)))
-    session.add(row)
-    session.flush()
-    audit(session, "create", "gstr_return", row.id, after=return_json(row))
-    commit_or_conflict("period", taken)
-    return ok(201, gstr_return=return_json(row))
+    return IN_TENANT.save(row, "gstr_return", return_json, unique_field="period",
+                          conflict=taken)
 
 
-@bp.get("/gstr-returns/<int:id>", security=SECURITY)
+@bp.get("/gstr-returns/<int:id>", responses=RETURNS.one)
 @tenant_user_required()
 def get_return(path: IdPath):
-    return ok(gstr_return=return_json(get_or_404(GSTRReturn, path.id, "GSTR return")))
+    row = get_or_404(tenant_session(), GSTRReturn, path.id, "GSTR return")
+    return ok(gstr_return=return_json(row))

@@ -10,18 +10,19 @@ from __future__ import annotations
 from datetime import date
 
 import sqlalchemy as sa
-from flask_openapi3 import Tag
 from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
 
-from api.accounting.chart import SECURITY, IdPath, get_or_404
 from api.accounting.rules import CREDIT, DEBIT, closing_balance, format_paise
 from api.auth import tenant_user_required
 from api.listing import PageQuery
 from api.models.tenant import Ledger, Voucher, VoucherLedgerEntry, VoucherType
-from api.responses import ok
+from api.operations import get_or_404
+from api.responses import envelope, ok, shown
+from api.schemas import IdPath
 from api.tenant_request import tenant_blueprint, tenant_session
 
-bp = tenant_blueprint("reports", __name__, Tag(name="reports"))
+bp = tenant_blueprint("reports", __name__, "reports")
 DIFFERENCE = "Difference in opening balances"
 
 
@@ -55,11 +56,50 @@ def _signed(paise: int, side: str) -> int:
     return paise if side == DEBIT else -paise
 
 
-def _balance_json(signed: int) -> dict:
+@shown
+class BalanceJson(TypedDict):
+    amount: str
+    type: str
+
+
+@shown
+class TrialBalanceRow(TypedDict):
+    ledger_id: int | None
+    ledger_name: str
+    debit: str
+    credit: str
+
+
+@shown
+class LedgerAccountEntry(TypedDict):
+    voucher_id: int
+    date: str
+    voucher_number: str
+    narration: str | None
+    debit: str
+    credit: str
+    balance: BalanceJson
+
+
+@shown
+class LedgerName(TypedDict):
+    id: int
+    name: str
+
+
+TRIAL_BALANCE = {200: envelope("TrialBalance", as_of=str, rows=list[TrialBalanceRow],
+                               total_debit=str, total_credit=str)}
+LEDGER_ACCOUNT = {200: envelope(
+    "LedgerAccount", ledger=LedgerName, from_=(str, Field(alias="from")), to=str,
+    opening_balance=BalanceJson, entries=list[LedgerAccountEntry], total=int,
+    closing_balance=BalanceJson)}
+
+
+def _balance_json(signed: int) -> BalanceJson:
     return {"amount": format_paise(abs(signed)), "type": DEBIT if signed >= 0 else CREDIT}
 
 
-@bp.get("/reports/trial-balance", security=SECURITY)
+@bp.get("/reports/trial-balance", responses=TRIAL_BALANCE)
 @tenant_user_required()
 def trial_balance(query: TrialBalanceQuery):
     """Every ledger's closing debit or credit on a day, opening balances included.
@@ -87,13 +127,13 @@ def trial_balance(query: TrialBalanceQuery):
               total_credit=format_paise(total_credit))
 
 
-@bp.get("/reports/ledger/<int:id>", security=SECURITY)
+@bp.get("/reports/ledger/<int:id>", responses=LEDGER_ACCOUNT)
 @tenant_user_required()
 def ledger_account(path: IdPath, query: LedgerReportQuery):
     """A ledger's opening balance on ``from``, its entries to ``to`` with a running balance,
     and its closing balance; entries come a page at a time."""
     session = tenant_session()
-    ledger = get_or_404(Ledger, path.id, "ledger")
+    ledger = get_or_404(tenant_session(), Ledger, path.id, "ledger")
     before = {side: total for (_, side), total in _movements(
         until=date.fromordinal(query.from_.toordinal() - 1), ledger_id=ledger.id).items()}
     opening = (_signed(ledger.opening_balance_paise, ledger.opening_balance_type)

@@ -6,10 +6,10 @@ from datetime import date
 from typing import Annotated
 
 import sqlalchemy as sa
-from flask_openapi3 import Tag
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
-from api.accounting.chart import BOOKKEEPERS, SECURITY, IdPath, get_or_404
+from api.accounting.chart import BOOKKEEPERS
 from api.accounting.fields import PAN, BasisPoints, Paise, PositivePaise
 from api.accounting.rules import (
     BASIS_POINTS_PER_UNIT,
@@ -18,15 +18,17 @@ from api.accounting.rules import (
     format_paise,
 )
 from api.accounting.vouchers import posted_voucher
-from api.audit import audit
 from api.auth import tenant_user_required
 from api.errors import invalid_field
+from api.filters import where_given
 from api.listing import PageQuery, paginate
 from api.models.tenant import Ledger, TDSDetail
-from api.responses import ok
+from api.operations import IN_TENANT, get_or_404, referenced
+from api.responses import Answers, ok, shown
+from api.schemas import IdPath, RowId
 from api.tenant_request import tenant_blueprint, tenant_session
 
-bp = tenant_blueprint("tds", __name__, Tag(name="TDS"))
+bp = tenant_blueprint("tds", __name__, "TDS")
 
 # The TDS sections of the Income-tax Act, 1961 a deduction may cite.
 SECTIONS = {
@@ -64,7 +66,7 @@ Section = Annotated[str, Field(max_length=8), AfterValidator(_section)]
 
 
 class TDSQuery(PageQuery):
-    voucher_id: int | None = None
+    voucher_id: RowId | None = None
     section: Section | None = None
     date_from: date | None = Field(None, alias="from")
     date_to: date | None = Field(None, alias="to")
@@ -74,17 +76,31 @@ class TDSCreate(BaseModel):
     """A deduction; ``tds_amount`` defaults to ``base_amount * rate``, half-up to the paisa."""
 
     model_config = ConfigDict(extra="forbid")
-    voucher_id: int = Field(ge=1, le=2**31 - 1)
+    voucher_id: RowId
     section: Section
     rate: BasisPoints
     base_amount: PositivePaise
     tds_amount: Paise | None = None
     deductee_pan: PAN
-    deductee_ledger_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    deductee_ledger_id: RowId | None = None
     deducted_on: date
 
 
-def tds_json(row: TDSDetail) -> dict:
+@shown
+class TDSDetailJson(TypedDict):
+    id: int
+    voucher_id: int
+    section: str
+    section_name: str | None
+    rate: str
+    base_amount: str
+    tds_amount: str
+    deductee_pan: str
+    deductee_ledger_id: int | None
+    deducted_on: str
+
+
+def tds_json(row: TDSDetail) -> TDSDetailJson:
     return {"id": row.id, "voucher_id": row.voucher_id, "section": row.section,
             "section_name": SECTIONS.get(row.section), "rate": format_basis_points(row.rate_bp),
             "base_amount": format_paise(row.base_amount_paise),
@@ -93,15 +109,15 @@ def tds_json(row: TDSDetail) -> dict:
             "deducted_on": row.deducted_on.isoformat()}
 
 
-@bp.get("/tds-details", security=SECURITY)
+TDS_DETAILS = Answers("tds_detail", "tds_details", tds_json)
+
+
+@bp.get("/tds-details", responses=TDS_DETAILS.page)
 @tenant_user_required()
 def list_tds(query: TDSQuery):
     """Deductions by date, filtered by voucher, section or a date range (both ends included)."""
-    select = sa.select(TDSDetail).order_by(TDSDetail.deducted_on, TDSDetail.id)
-    if query.voucher_id is not None:
-        select = select.where(TDSDetail.voucher_id == query.voucher_id)
-    if query.section is not None:
-        select = select.where(TDSDetail.section == query.section)
+    select = where_given(sa.select(TDSDetail).order_by(TDSDetail.deducted_on, TDSDetail.id),
+                         TDSDetail, query, "voucher_id", "section")
     if query.date_from is not None:
         select = select.where(TDSDetail.deducted_on >= query.date_from)
     if query.date_to is not None:
@@ -110,19 +126,15 @@ def list_tds(query: TDSQuery):
     return ok(tds_details=[tds_json(row) for row in rows], total=total)
 
 
-@bp.post("/tds-details", security=SECURITY, responses={201: None})
+@bp.post("/tds-details", responses=TDS_DETAILS.created)
 @tenant_user_required(*BOOKKEEPERS)
 def create_tds(body: TDSCreate):
     """A deduction against a posted voucher, and the deductee's ledger when given."""
     session = tenant_session()
     posted_voucher(body.voucher_id)
-    if body.deductee_ledger_id is not None:
-        ledger = session.get(Ledger, body.deductee_ledger_id)
-        if ledger is None:
-            raise invalid_field("deductee_ledger_id",
-                                f"no ledger with id {body.deductee_ledger_id}")
-        if ledger.pan and ledger.pan != body.deductee_pan:
-            raise invalid_field("deductee_pan", f"does not match the ledger's PAN ({ledger.pan})")
+    ledger = referenced(session, Ledger, body.deductee_ledger_id, "deductee_ledger_id", "ledger")
+    if ledger and ledger.pan and ledger.pan != body.deductee_pan:
+        raise invalid_field("deductee_pan", f"does not match the ledger's PAN ({ledger.pan})")
     tds_paise = body.tds_amount
     if tds_paise is None:
         tds_paise = divide_half_up(body.base_amount * body.rate, BASIS_POINTS_PER_UNIT)
@@ -132,14 +144,11 @@ def create_tds(body: TDSCreate):
                     deductee_ledger_id=body.deductee_ledger_id, deductee_pan=body.deductee_pan,
                     rate_bp=body.rate, base_amount_paise=body.base_amount,
                     tds_amount_paise=tds_paise, deducted_on=body.deducted_on)
-    session.add(row)
-    session.flush()
-    audit(session, "create", "tds_detail", row.id, after=tds_json(row))
-    session.commit()
-    return ok(201, tds_detail=tds_json(row))
+    return IN_TENANT.save(row, "tds_detail", tds_json)
 
 
-@bp.get("/tds-details/<int:id>", security=SECURITY)
+@bp.get("/tds-details/<int:id>", responses=TDS_DETAILS.one)
 @tenant_user_required()
 def get_tds(path: IdPath):
-    return ok(tds_detail=tds_json(get_or_404(TDSDetail, path.id, "TDS detail")))
+    row = get_or_404(tenant_session(), TDSDetail, path.id, "TDS detail")
+    return ok(tds_detail=tds_json(row))

@@ -12,18 +12,18 @@ from typing import Literal
 
 import sqlalchemy as sa
 from flask import g
-from flask_openapi3 import Tag
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from api.accounting import rules
-from api.accounting.chart import BOOKKEEPERS, SECURITY, IdPath, get_or_404
+from api.accounting.chart import BOOKKEEPERS
 from api.accounting.fields import HSNSAC, BasisPoints, PositiveMilli, PositivePaise
 from api.accounting.rules import format_basis_points, format_milli, format_paise
 from api.audit import audit
 from api.auth import tenant_user_required
-from api.errors import ApiError, invalid_field
+from api.errors import CONFLICT, ApiError, invalid_field
 from api.listing import PageQuery, paginate
 from api.models.tenant import (
     GSTIN,
@@ -36,11 +36,12 @@ from api.models.tenant import (
     VoucherSequence,
     VoucherType,
 )
-from api.responses import ok
-from api.schemas import Name
+from api.operations import IN_TENANT, ensure_unique, get_or_404
+from api.responses import Answers, ok, shown
+from api.schemas import IdPath, Name, RowId
 from api.tenant_request import tenant_blueprint, tenant_session
 
-bp = tenant_blueprint("vouchers", __name__, Tag(name="vouchers"))
+bp = tenant_blueprint("vouchers", __name__, "vouchers")
 BASE_TYPES = ("contra", "payment", "receipt", "journal", "sales", "purchase", "credit_note",
               "debit_note")
 WITH_ITEMS = ("sales", "purchase", "credit_note", "debit_note")
@@ -58,12 +59,24 @@ class VoucherTypeCreate(BaseModel):
     abbreviation: str = Field(pattern=r"^[A-Z0-9]{1,8}$")
 
 
-def voucher_type_json(vtype: VoucherType) -> dict:
+@shown
+class VoucherTypeJson(TypedDict):
+    id: int
+    name: str
+    base_type: str
+    abbreviation: str
+    is_system: bool
+
+
+def voucher_type_json(vtype: VoucherType) -> VoucherTypeJson:
     return {"id": vtype.id, "name": vtype.name, "base_type": vtype.base_type,
             "abbreviation": vtype.abbreviation, "is_system": vtype.is_system}
 
 
-@bp.get("/voucher-types", security=SECURITY)
+VOUCHER_TYPES = Answers("voucher_type", "voucher_types", voucher_type_json)
+
+
+@bp.get("/voucher-types", responses=VOUCHER_TYPES.page)
 @tenant_user_required()
 def list_voucher_types(query: PageQuery):
     """The eight seeded accounting voucher types and any custom ones."""
@@ -72,26 +85,20 @@ def list_voucher_types(query: PageQuery):
     return ok(voucher_types=[voucher_type_json(t) for t in types], total=total)
 
 
-@bp.post("/voucher-types", security=SECURITY, responses={201: None})
+@bp.post("/voucher-types", responses=VOUCHER_TYPES.created | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def create_voucher_type(body: VoucherTypeCreate):
     """A custom voucher type under a base type (numbered on its own)."""
-    session = tenant_session()
-    if session.scalar(sa.select(VoucherType.id).where(VoucherType.name == body.name)):
-        raise ApiError(409, "conflict", f"{body.name!r} is taken.", {"name": "is taken"})
-    vtype = VoucherType(**body.model_dump(), is_system=False)
-    session.add(vtype)
-    session.flush()
-    audit(session, "create", "voucher_type", vtype.id, after=voucher_type_json(vtype))
-    session.commit()
-    return ok(201, voucher_type=voucher_type_json(vtype))
+    ensure_unique(tenant_session(), VoucherType, "name", body.name)
+    return IN_TENANT.save(VoucherType(**body.model_dump(), is_system=False), "voucher_type",
+                          voucher_type_json, unique_field="name")
 
 
 # ---- vouchers ----
 
 class EntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ledger_id: int = Field(ge=1)
+    ledger_id: RowId
     type: Literal["Dr", "Cr"]
     amount: PositivePaise
 
@@ -109,7 +116,7 @@ class ItemIn(BaseModel):
 
 class BillIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ledger_id: int = Field(ge=1)
+    ledger_id: RowId
     reference_type: Literal["new_ref", "against_ref", "advance", "on_account"] = "new_ref"
     bill_reference: str = Field(min_length=1, max_length=64)
     amount: PositivePaise
@@ -131,7 +138,7 @@ class VoucherQuery(PageQuery):
     from_: date | None = Field(None, alias="from")
     to: date | None = None
     voucher_type: str | None = Field(None, max_length=64)
-    ledger_id: int | None = None
+    ledger_id: RowId | None = None
     status: Literal["posted", "cancelled"] | None = None
 
 
@@ -140,7 +147,58 @@ class CancelBody(BaseModel):
     reason: str | None = Field(None, max_length=255)
 
 
-def voucher_json(session: Session, voucher: Voucher, vtype: VoucherType) -> dict:
+@shown
+class EntryJson(TypedDict):
+    ledger_id: int
+    type: str
+    amount: str
+
+
+@shown
+class ItemJson(TypedDict):
+    item_name: str
+    hsn_sac: str | None
+    quantity: str
+    unit: str | None
+    rate: str
+    taxable: str
+    gst_rate: str
+    cgst: str
+    sgst: str
+    igst: str
+    cess: str
+
+
+@shown
+class BillJson(TypedDict):
+    ledger_id: int
+    reference_type: str
+    bill_reference: str
+    type: str
+    amount: str
+    due_date: str | None
+
+
+@shown
+class VoucherJson(TypedDict):
+    id: int
+    voucher_type: str
+    base_type: str
+    number: int
+    financial_year: str
+    voucher_number: str
+    date: str
+    narration: str | None
+    reference: str | None
+    total: str
+    status: str
+    cancelled_at: str | None
+    entries: list[EntryJson]
+    items: list[ItemJson]
+    bill_allocations: list[BillJson]
+
+
+def voucher_json(session: Session, voucher: Voucher, vtype: VoucherType) -> VoucherJson:
     entries = session.scalars(sa.select(VoucherLedgerEntry).where(
         VoucherLedgerEntry.voucher_id == voucher.id).order_by(VoucherLedgerEntry.line_no))
     items = session.scalars(sa.select(VoucherItem).where(
@@ -170,6 +228,9 @@ def voucher_json(session: Session, voucher: Voucher, vtype: VoucherType) -> dict
                               "due_date": b.due_date.isoformat() if b.due_date else None}
                              for b in bills],
     }
+
+
+VOUCHERS = Answers("voucher", "vouchers", voucher_json)
 
 
 def posted_voucher(voucher_id: int, field: str = "voucher_id") -> Voucher:
@@ -253,7 +314,7 @@ def _intra_state(session: Session, vtype: VoucherType, body: VoucherCreate,
     return not (ours and party_states and ours not in party_states)
 
 
-@bp.post("/vouchers", security=SECURITY, responses={201: None})
+@bp.post("/vouchers", responses=VOUCHERS.created)
 @tenant_user_required(*BOOKKEEPERS)
 def post_voucher(body: VoucherCreate):
     """Post a balanced voucher with its entries, items and bill allocations, all or nothing."""
@@ -294,7 +355,7 @@ def post_voucher(body: VoucherCreate):
     return ok(201, voucher=created)
 
 
-@bp.get("/vouchers", security=SECURITY)
+@bp.get("/vouchers", responses=VOUCHERS.page)
 @tenant_user_required()
 def list_vouchers(query: VoucherQuery):
     """Vouchers by date, filtered by period, type, ledger or status."""
@@ -317,21 +378,21 @@ def list_vouchers(query: VoucherQuery):
               total=total)
 
 
-@bp.get("/vouchers/<int:id>", security=SECURITY)
+@bp.get("/vouchers/<int:id>", responses=VOUCHERS.one)
 @tenant_user_required()
 def get_voucher(path: IdPath):
     session = tenant_session()
-    voucher = get_or_404(Voucher, path.id, "voucher")
+    voucher = get_or_404(session, Voucher, path.id, "voucher")
     return ok(voucher=voucher_json(session, voucher,
                                    session.get(VoucherType, voucher.voucher_type_id)))
 
 
-@bp.post("/vouchers/<int:id>/cancel", security=SECURITY)
+@bp.post("/vouchers/<int:id>/cancel", responses=VOUCHERS.one | CONFLICT)
 @tenant_user_required(*BOOKKEEPERS)
 def cancel_voucher(path: IdPath, body: CancelBody):
     """Mark a voucher cancelled: it stays, keeps its number, and stops counting."""
     session = tenant_session()
-    voucher = get_or_404(Voucher, path.id, "voucher")
+    voucher = get_or_404(session, Voucher, path.id, "voucher")
     vtype = session.get(VoucherType, voucher.voucher_type_id)
     if voucher.status == "cancelled":
         raise ApiError(409, "already_cancelled", "The voucher is already cancelled.")
@@ -344,7 +405,5 @@ def cancel_voucher(path: IdPath, body: CancelBody):
     voucher.cancelled_at = datetime.now(UTC).replace(tzinfo=None)
     if body.reason:
         voucher.narration = f"{voucher.narration or ''}\n[cancelled: {body.reason}]".strip()
-    after = voucher_json(session, voucher, vtype)
-    audit(session, "cancel", "voucher", voucher.id, before, after)
-    session.commit()
-    return ok(voucher=after)
+    return IN_TENANT.save(voucher, "voucher", lambda row: voucher_json(session, row, vtype),
+                          before=before, action="cancel")

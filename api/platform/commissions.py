@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from api.accounting.rules import (
     BASIS_POINTS_PER_UNIT,
@@ -34,8 +35,10 @@ from api.accounting.rules import (
 )
 from api.audit import admin_audit
 from api.auth import admin_required
+from api.blueprints import admin_blueprint
 from api.db import main_session
-from api.errors import ApiError
+from api.errors import CONFLICT, ApiError
+from api.filters import where_given
 from api.listing import PageQuery, paginate
 from api.models.main import (
     Commission,
@@ -46,22 +49,18 @@ from api.models.main import (
     Salesman,
     SubscriptionPlan,
 )
+from api.operations import get_or_404
 from api.platform.sales import (
     WRITERS,
-    RowId,
-    admin_blueprint,
     check_period,
-    get_or_404,
-    iso,
     owned_by,
     owner,
     utc_now,
-    where_given,
 )
-from api.responses import ok
-from api.schemas import IdPath
+from api.responses import Answers, iso, ok, shown
+from api.schemas import IdPath, RowId
 
-bp = admin_blueprint("admin_commissions", "commissions and payouts")
+bp = admin_blueprint("admin_commissions", __name__, "commissions and payouts")
 CommissionStatus = Literal["pending", "approved", "paid", "cancelled"]
 PAYOUT_ATTEMPTS = 3
 
@@ -177,7 +176,23 @@ def record_signup_referral(session: Session, tenant_id: int, referral_code: str,
         log.warning("tenant %s: referral not recorded: %s", tenant_id, exc)
 
 
-def commission_json(commission: Commission) -> dict:
+@shown
+class CommissionJson(TypedDict):
+    id: int
+    tenant_id: int
+    salesman_id: int | None
+    distributor_id: int | None
+    referral_code_id: int | None
+    subscription_plan_id: int | None
+    base_amount: str
+    rate: str
+    amount: str
+    status: str
+    payout_id: int | None
+    earned_on: str | None
+
+
+def commission_json(commission: Commission) -> CommissionJson:
     return {"id": commission.id, "tenant_id": commission.tenant_id,
             "salesman_id": commission.salesman_id,
             "distributor_id": commission.distributor_id,
@@ -189,16 +204,19 @@ def commission_json(commission: Commission) -> dict:
             "payout_id": commission.payout_id, "earned_on": iso(commission.earned_on)}
 
 
+COMMISSIONS = Answers("commission", "commissions", commission_json)
+
+
 class CommissionQuery(PageQuery):
     status: CommissionStatus | None = None
-    salesman_id: int | None = None
-    distributor_id: int | None = None
-    tenant_id: int | None = None
+    salesman_id: RowId | None = None
+    distributor_id: RowId | None = None
+    tenant_id: RowId | None = None
     from_: date | None = Field(None, alias="from")
     to: date | None = None
 
 
-@bp.get("/commissions")
+@bp.get("/commissions", responses=COMMISSIONS.page)
 @admin_required()
 def list_commissions(query: CommissionQuery):
     """Commissions, latest earned first, filtered by status, payee, tenant and earned_on
@@ -214,17 +232,18 @@ def list_commissions(query: CommissionQuery):
     return ok(commissions=[commission_json(c) for c in commissions], total=total)
 
 
-@bp.get("/commissions/<int:id>")
+@bp.get("/commissions/<int:id>", responses=COMMISSIONS.one)
 @admin_required()
 def get_commission(path: IdPath):
-    return ok(commission=commission_json(get_or_404(Commission, path.id, "commission")))
+    commission = get_or_404(main_session(), Commission, path.id, "commission")
+    return ok(commission=commission_json(commission))
 
 
 def _move(commission_id: int, allowed: tuple[str, ...], status: str, action: str):
     """Move a commission from one of ``allowed`` to ``status``, atomically (a payout or
     another admin moving it at the same time cannot both win); 409 from any other status."""
     session = main_session()
-    commission = get_or_404(Commission, commission_id, "commission")
+    commission = get_or_404(main_session(), Commission, commission_id, "commission")
     before = commission_json(commission)
     moved = session.execute(sa.update(Commission).where(
         Commission.id == commission.id, Commission.status.in_(allowed)).values(status=status))
@@ -238,14 +257,14 @@ def _move(commission_id: int, allowed: tuple[str, ...], status: str, action: str
     return ok(commission=after)
 
 
-@bp.post("/commissions/<int:id>/approve")
+@bp.post("/commissions/<int:id>/approve", responses=COMMISSIONS.one | CONFLICT)
 @admin_required(*WRITERS)
 def approve_commission(path: IdPath):
     """pending -> approved: the commission may now be paid out."""
     return _move(path.id, ("pending",), "approved", "approve")
 
 
-@bp.post("/commissions/<int:id>/cancel")
+@bp.post("/commissions/<int:id>/cancel", responses=COMMISSIONS.one | CONFLICT)
 @admin_required(*WRITERS)
 def cancel_commission(path: IdPath):
     """pending or approved -> cancelled: it will never be paid; paid ones stay paid."""
@@ -254,21 +273,37 @@ def cancel_commission(path: IdPath):
 
 # ---- payouts ----
 
-def payout_json(payout: Payout, commissions: list[Commission] | None = None) -> dict:
+@shown
+class PayoutJson(TypedDict):
+    id: int
+    salesman_id: int | None
+    distributor_id: int | None
+    period_start: str | None
+    period_end: str | None
+    amount: str
+    reference: str | None
+    paid_at: str | None
+    commissions: NotRequired[list[CommissionJson]]  # a payout on its own: the ones it paid
+
+
+def payout_json(payout: Payout, commissions: list[Commission] | None = None) -> PayoutJson:
     """A payout; with ``commissions``, the ones it paid too."""
-    shown = {"id": payout.id, "salesman_id": payout.salesman_id,
-             "distributor_id": payout.distributor_id,
-             "period_start": iso(payout.period_start), "period_end": iso(payout.period_end),
-             "amount": format_paise(payout.amount_paise), "reference": payout.reference,
-             "paid_at": iso(payout.paid_at)}
+    paid: PayoutJson = {
+        "id": payout.id, "salesman_id": payout.salesman_id,
+        "distributor_id": payout.distributor_id, "period_start": iso(payout.period_start),
+        "period_end": iso(payout.period_end), "amount": format_paise(payout.amount_paise),
+        "reference": payout.reference, "paid_at": iso(payout.paid_at)}
     if commissions is not None:
-        shown["commissions"] = [commission_json(c) for c in commissions]
-    return shown
+        paid["commissions"] = [commission_json(c) for c in commissions]
+    return paid
+
+
+PAYOUTS = Answers("payout", "payouts", payout_json)
 
 
 class PayoutQuery(PageQuery):
-    salesman_id: int | None = None
-    distributor_id: int | None = None
+    salesman_id: RowId | None = None
+    distributor_id: RowId | None = None
 
 
 class PayoutCreate(BaseModel):
@@ -311,7 +346,7 @@ def _pay(payee: dict, body: PayoutCreate) -> tuple[Payout, list[Commission]]:
                    "nothing was paid. Try again.")
 
 
-@bp.get("/payouts")
+@bp.get("/payouts", responses=PAYOUTS.page)
 @admin_required()
 def list_payouts(query: PayoutQuery):
     """Payouts, latest first, filtered by payee."""
@@ -321,24 +356,24 @@ def list_payouts(query: PayoutQuery):
     return ok(payouts=[payout_json(payout) for payout in payouts], total=total)
 
 
-@bp.post("/payouts", responses={201: None})
+@bp.post("/payouts", responses=PAYOUTS.created | CONFLICT)
 @admin_required(*WRITERS)
 def create_payout(body: PayoutCreate):
     """Pay a payee's approved commissions earned from period_start to period_end, once."""
     payee = owner(body.salesman_id, body.distributor_id)
     check_period(body.period_start, body.period_end)
     payout, commissions = _pay(payee, body)
-    shown = payout_json(payout, commissions)
-    admin_audit(main_session(), "create", "payout", payout.id, after=shown)
+    paid = payout_json(payout, commissions)
+    admin_audit(main_session(), "create", "payout", payout.id, after=paid)
     main_session().commit()
-    return ok(201, payout=shown)
+    return ok(201, payout=paid)
 
 
-@bp.get("/payouts/<int:id>")
+@bp.get("/payouts/<int:id>", responses=PAYOUTS.one)
 @admin_required()
 def get_payout(path: IdPath):
     """A payout with the commissions it paid."""
-    payout = get_or_404(Payout, path.id, "payout")
+    payout = get_or_404(main_session(), Payout, path.id, "payout")
     commissions = main_session().scalars(sa.select(Commission).where(
         Commission.payout_id == payout.id).order_by(Commission.id)).all()
     return ok(payout=payout_json(payout, commissions))

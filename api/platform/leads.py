@@ -24,39 +24,34 @@ from typing import Annotated, Literal
 import sqlalchemy as sa
 from flask import g
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from typing_extensions import TypedDict
 
 from api.accounting.fields import Paise
 from api.accounting.rules import format_paise
 from api.auth import admin_required
+from api.blueprints import admin_blueprint
 from api.db import main_session, master_session
-from api.errors import ApiError, invalid_field
+from api.errors import CONFLICT, ApiError, invalid_field
+from api.filters import matching, where_given
 from api.listing import PageQuery, paginate
 from api.models.main import Commission, Distributor, Lead, LeadActivity, Salesman, Target
 from api.models.master import TenantMaster
+from api.operations import IN_MAIN, get_or_404, referenced
 from api.platform.sales import (
     WRITERS,
     Moment,
     Phone,
-    RowId,
-    admin_blueprint,
     check_period,
     columns,
-    delete,
-    get_or_404,
-    iso,
-    matching,
     owned_by,
     owner,
-    referenced,
-    save,
     set_fields,
     utc_now,
-    where_given,
 )
-from api.responses import ok
-from api.schemas import Email, IdPath, Name, refuse_null
+from api.responses import DELETED, Answers, iso, ok, shown
+from api.schemas import Email, IdPath, Name, RowId, refuse_null
 
-bp = admin_blueprint("admin_leads", "leads and targets")
+bp = admin_blueprint("admin_leads", __name__, "leads and targets")
 LeadStatus = Literal["new", "contacted", "qualified", "converted", "lost"]
 TRANSITIONS = {"new": ("contacted", "lost"), "contacted": ("qualified", "lost"),
                "qualified": ("converted", "lost"), "converted": (), "lost": ("new",)}
@@ -67,7 +62,23 @@ Source = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 
 # ---- leads ----
 
-def lead_json(lead: Lead) -> dict:
+@shown
+class LeadJson(TypedDict):
+    id: int
+    name: str
+    company_name: str | None
+    email: str | None
+    phone: str | None
+    source: str | None
+    status: str
+    salesman_id: int | None
+    distributor_id: int | None
+    converted_tenant_id: int | None
+    notes: str | None
+    created_at: str | None
+
+
+def lead_json(lead: Lead) -> LeadJson:
     return {"id": lead.id, "name": lead.name, "company_name": lead.company_name,
             "email": lead.email, "phone": lead.phone, "source": lead.source,
             "status": lead.status, "salesman_id": lead.salesman_id,
@@ -76,10 +87,13 @@ def lead_json(lead: Lead) -> dict:
             "created_at": iso(lead.created_at)}
 
 
+LEADS = Answers("lead", "leads", lead_json)
+
+
 class LeadQuery(PageQuery):
     status: LeadStatus | None = None
-    salesman_id: int | None = None
-    distributor_id: int | None = None
+    salesman_id: RowId | None = None
+    distributor_id: RowId | None = None
     search: str | None = Field(None, max_length=100)
 
 
@@ -116,8 +130,10 @@ class LeadUpdate(BaseModel):
 
 
 def _check_assignees(values: dict) -> None:
-    referenced(Salesman, values.get("salesman_id"), "salesman_id", "salesman")
-    referenced(Distributor, values.get("distributor_id"), "distributor_id", "distributor")
+    session = main_session()
+    referenced(session, Salesman, values.get("salesman_id"), "salesman_id", "salesman")
+    referenced(session, Distributor, values.get("distributor_id"), "distributor_id",
+               "distributor")
 
 
 def _activity(lead_id: int, activity_type: str, notes: str | None,
@@ -127,7 +143,7 @@ def _activity(lead_id: int, activity_type: str, notes: str | None,
                         notes=notes, occurred_at=occurred_at or utc_now())
 
 
-@bp.get("/leads")
+@bp.get("/leads", responses=LEADS.page)
 @admin_required()
 def list_leads(query: LeadQuery):
     """Leads, newest first, filtered by status or assignee, searched by name, company, email."""
@@ -138,25 +154,25 @@ def list_leads(query: LeadQuery):
     return ok(leads=[lead_json(lead) for lead in leads], total=total)
 
 
-@bp.post("/leads", responses={201: None})
+@bp.post("/leads", responses=LEADS.created)
 @admin_required(*WRITERS)
 def create_lead(body: LeadCreate):
     values = body.model_dump()
     _check_assignees(values)
-    return save(Lead(**values, status="new"), "lead", lead_json)
+    return IN_MAIN.save(Lead(**values, status="new"), "lead", lead_json)
 
 
-@bp.get("/leads/<int:id>")
+@bp.get("/leads/<int:id>", responses=LEADS.one)
 @admin_required()
 def get_lead(path: IdPath):
-    return ok(lead=lead_json(get_or_404(Lead, path.id, "lead")))
+    return ok(lead=lead_json(get_or_404(main_session(), Lead, path.id, "lead")))
 
 
-@bp.patch("/leads/<int:id>")
+@bp.patch("/leads/<int:id>", responses=LEADS.one | CONFLICT)
 @admin_required(*WRITERS)
 def update_lead(path: IdPath, body: LeadUpdate):
     """Change a lead; a status change must follow TRANSITIONS and is logged as an activity."""
-    lead = get_or_404(Lead, path.id, "lead")
+    lead = get_or_404(main_session(), Lead, path.id, "lead")
     before, changes = lead_json(lead), body.model_dump(exclude_unset=True)
     _check_assignees(changes)
     status = changes.get("status", lead.status)
@@ -175,24 +191,37 @@ def update_lead(path: IdPath, body: LeadUpdate):
     if status != lead.status:
         main_session().add(_activity(lead.id, "status_change", f"{lead.status} -> {status}"))
     set_fields(lead, changes)
-    return save(lead, "lead", lead_json, before)
+    return IN_MAIN.save(lead, "lead", lead_json, before=before)
 
 
-@bp.delete("/leads/<int:id>")
+@bp.delete("/leads/<int:id>", responses=DELETED | CONFLICT)
 @admin_required(*WRITERS)
 def delete_lead(path: IdPath):
     """Delete a lead and its activities."""
-    lead = get_or_404(Lead, path.id, "lead")
+    lead = get_or_404(main_session(), Lead, path.id, "lead")
     main_session().execute(sa.delete(LeadActivity).where(LeadActivity.lead_id == lead.id))
-    return delete(lead, "lead", lead_json)
+    return IN_MAIN.delete(lead, "lead", lead_json)
 
 
 # ---- lead activities ----
 
-def activity_json(activity: LeadActivity) -> dict:
+@shown
+class LeadActivityJson(TypedDict):
+    id: int
+    lead_id: int
+    admin_user_id: int | None
+    activity_type: str
+    notes: str | None
+    occurred_at: str | None
+
+
+def activity_json(activity: LeadActivity) -> LeadActivityJson:
     return {"id": activity.id, "lead_id": activity.lead_id,
             "admin_user_id": activity.admin_user_id, "activity_type": activity.activity_type,
             "notes": activity.notes, "occurred_at": iso(activity.occurred_at)}
+
+
+ACTIVITIES = Answers("lead_activity", "lead_activities", activity_json)
 
 
 class ActivityQuery(PageQuery):
@@ -208,11 +237,11 @@ class ActivityCreate(BaseModel):
     occurred_at: Moment | None = None
 
 
-@bp.get("/leads/<int:id>/activities")
+@bp.get("/leads/<int:id>/activities", responses=ACTIVITIES.page)
 @admin_required()
 def list_activities(path: IdPath, query: ActivityQuery):
     """A lead's activities, latest first, filtered by type."""
-    get_or_404(Lead, path.id, "lead")
+    get_or_404(main_session(), Lead, path.id, "lead")
     select = where_given(sa.select(LeadActivity).where(LeadActivity.lead_id == path.id)
                          .order_by(LeadActivity.occurred_at.desc(), LeadActivity.id.desc()),
                          LeadActivity, query, "activity_type")
@@ -220,18 +249,36 @@ def list_activities(path: IdPath, query: ActivityQuery):
     return ok(lead_activities=[activity_json(a) for a in activities], total=total)
 
 
-@bp.post("/leads/<int:id>/activities", responses={201: None})
+@bp.post("/leads/<int:id>/activities", responses=ACTIVITIES.created)
 @admin_required(*WRITERS)
 def create_activity(path: IdPath, body: ActivityCreate):
     """Log a call, email, meeting or note on a lead (by default as happening now)."""
-    get_or_404(Lead, path.id, "lead")
-    return save(_activity(path.id, body.activity_type, body.notes, body.occurred_at),
-                "lead_activity", activity_json)
+    get_or_404(main_session(), Lead, path.id, "lead")
+    return IN_MAIN.save(_activity(path.id, body.activity_type, body.notes, body.occurred_at),
+                        "lead_activity", activity_json)
 
 
 # ---- targets ----
 
-def achieved(target: Target) -> dict:
+@shown
+class AchievedJson(TypedDict):
+    tenants: int
+    revenue: str
+
+
+@shown
+class TargetJson(TypedDict):
+    id: int
+    salesman_id: int | None
+    distributor_id: int | None
+    period_start: str | None
+    period_end: str | None
+    target_tenants: int
+    target_revenue: str
+    achieved: AchievedJson
+
+
+def achieved(target: Target) -> AchievedJson:
     """Tenants signed in the target's period through its owner, and their plans' prices."""
     tenants, revenue = main_session().execute(sa.select(
         sa.func.count(sa.distinct(Commission.tenant_id)),
@@ -242,7 +289,7 @@ def achieved(target: Target) -> dict:
     return {"tenants": tenants, "revenue": format_paise(int(revenue))}
 
 
-def target_json(target: Target) -> dict:
+def target_json(target: Target) -> TargetJson:
     """A target with what its owner achieved in the period."""
     return {"id": target.id, "salesman_id": target.salesman_id,
             "distributor_id": target.distributor_id,
@@ -252,9 +299,12 @@ def target_json(target: Target) -> dict:
             "achieved": achieved(target)}
 
 
+TARGETS = Answers("target", "targets", target_json)
+
+
 class TargetQuery(PageQuery):
-    salesman_id: int | None = None
-    distributor_id: int | None = None
+    salesman_id: RowId | None = None
+    distributor_id: RowId | None = None
     on: date | None = None
 
 
@@ -283,7 +333,7 @@ class TargetUpdate(BaseModel):
                                 "target_revenue", mode="before")(refuse_null)
 
 
-@bp.get("/targets")
+@bp.get("/targets", responses=TARGETS.page)
 @admin_required()
 def list_targets(query: TargetQuery):
     """Targets, latest period first, filtered by owner or by a day (``on``) in the period."""
@@ -296,32 +346,33 @@ def list_targets(query: TargetQuery):
     return ok(targets=[target_json(target) for target in targets], total=total)
 
 
-@bp.post("/targets", responses={201: None})
+@bp.post("/targets", responses=TARGETS.created)
 @admin_required(*WRITERS)
 def create_target(body: TargetCreate):
     values = {**body.model_dump(), **owner(body.salesman_id, body.distributor_id)}
     check_period(body.period_start, body.period_end)
-    return save(Target(**columns(values)), "target", target_json)
+    return IN_MAIN.save(Target(**columns(values)), "target", target_json)
 
 
-@bp.get("/targets/<int:id>")
+@bp.get("/targets/<int:id>", responses=TARGETS.one)
 @admin_required()
 def get_target(path: IdPath):
-    return ok(target=target_json(get_or_404(Target, path.id, "target")))
+    return ok(target=target_json(get_or_404(main_session(), Target, path.id, "target")))
 
 
-@bp.patch("/targets/<int:id>")
+@bp.patch("/targets/<int:id>", responses=TARGETS.one)
 @admin_required(*WRITERS)
 def update_target(path: IdPath, body: TargetUpdate):
-    target = get_or_404(Target, path.id, "target")
+    target = get_or_404(main_session(), Target, path.id, "target")
     before, changes = target_json(target), body.model_dump(exclude_unset=True)
     check_period(changes.get("period_start", target.period_start),
                  changes.get("period_end", target.period_end))
     set_fields(target, changes)
-    return save(target, "target", target_json, before)
+    return IN_MAIN.save(target, "target", target_json, before=before)
 
 
-@bp.delete("/targets/<int:id>")
+@bp.delete("/targets/<int:id>", responses=DELETED)
 @admin_required(*WRITERS)
 def delete_target(path: IdPath):
-    return delete(get_or_404(Target, path.id, "target"), "target", target_json)
+    target = get_or_404(main_session(), Target, path.id, "target")
+    return IN_MAIN.delete(target, "target", target_json)

@@ -24,7 +24,6 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from flask_openapi3 import APIBlueprint, Tag
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -33,14 +32,15 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
-from sqlalchemy.exc import IntegrityError
+from typing_extensions import TypedDict
 
 from api.accounting.fields import GSTIN, PAN, BasisPoints, Paise, StateCode
 from api.accounting.rules import format_basis_points, format_paise
-from api.audit import admin_audit
 from api.auth import admin_required
+from api.blueprints import admin_blueprint
 from api.db import main_session, master_session
-from api.errors import COMMON_RESPONSES, ApiError, invalid_field
+from api.errors import CONFLICT, ApiError, invalid_field
+from api.filters import matching, where_given
 from api.listing import PageQuery, paginate
 from api.models.main import (
     Commission,
@@ -54,8 +54,9 @@ from api.models.main import (
     Target,
 )
 from api.models.master import TenantMaster
-from api.responses import ok
-from api.schemas import Code, Email, IdPath, Name, refuse_null
+from api.operations import IN_MAIN, ensure_unique, get_or_404, referenced
+from api.responses import DELETED, Answers, iso, ok, shown
+from api.schemas import Code, Email, IdPath, Name, RowId, refuse_null
 
 WRITERS = ("super_admin", "admin")
 REFERRAL_CODE = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
@@ -64,13 +65,7 @@ COLUMNS = {"commission_rate": "commission_rate_bp", "price": "price_paise",
            "discount": "discount_bp", "target_revenue": "target_revenue_paise"}
 
 
-def admin_blueprint(name: str, tag: str) -> APIBlueprint:
-    """A blueprint of admin-token endpoints under /api/admin."""
-    return APIBlueprint(name, __name__, url_prefix="/api/admin", abp_tags=[Tag(name=tag)],
-                        abp_responses=COMMON_RESPONSES, abp_security=[{"bearer": []}])
-
-
-bp = admin_blueprint("admin_sales", "sales network")
+bp = admin_blueprint("admin_sales", __name__, "sales network")
 
 
 def _referral_code(value: str) -> str:
@@ -86,7 +81,8 @@ Phone = Annotated[str, StringConstraints(strip_whitespace=True,
 ReferralCodeText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3,
                                                     max_length=32),
                              AfterValidator(_referral_code)]
-RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]  # a reference to another row's id
+
+
 def _as_stored(moment: datetime) -> datetime:
     """A client's datetime as the tables store it (see ``utc_now``); no zone is taken as UTC."""
     if moment.tzinfo is not None:
@@ -105,10 +101,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
-def iso(moment) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
 def columns(values: dict) -> dict:
     """API field names to column names (``price`` -> ``price_paise``)."""
     return {COLUMNS.get(name, name): value for name, value in values.items()}
@@ -124,19 +116,6 @@ def check_period(start: date, end: date) -> None:
         raise invalid_field("period_end", "must not be before period_start")
 
 
-def get_or_404(model, entity_id: int, what: str):
-    row = main_session().get(model, entity_id)
-    if row is None:
-        raise ApiError(404, "not_found", f"No {what} with id {entity_id}.")
-    return row
-
-
-def referenced(model, entity_id: int | None, field: str, what: str) -> None:
-    """A 400 naming ``field`` unless the row it refers to exists (or it refers to none)."""
-    if entity_id is not None and main_session().get(model, entity_id) is None:
-        raise invalid_field(field, f"no {what} with id {entity_id}")
-
-
 def owner(salesman_id: int | None, distributor_id: int | None) -> dict:
     """Exactly one of a salesman and a distributor, existing: the owner columns of a code,
     target or payout. A 400 names the fields otherwise."""
@@ -144,8 +123,8 @@ def owner(salesman_id: int | None, distributor_id: int | None) -> dict:
         message = "give exactly one of salesman_id and distributor_id"
         raise ApiError(400, "validation_error", message,
                        {"salesman_id": message, "distributor_id": message})
-    referenced(Salesman, salesman_id, "salesman_id", "salesman")
-    referenced(Distributor, distributor_id, "distributor_id", "distributor")
+    referenced(main_session(), Salesman, salesman_id, "salesman_id", "salesman")
+    referenced(main_session(), Distributor, distributor_id, "distributor_id", "distributor")
     return {"salesman_id": salesman_id, "distributor_id": distributor_id}
 
 
@@ -154,46 +133,6 @@ def owned_by(model, salesman_id: int | None, distributor_id: int | None):
     if salesman_id is not None:
         return model.salesman_id == salesman_id
     return model.distributor_id == distributor_id
-
-
-def ensure_unique(model, field: str, value: Any, except_id: int | None = None) -> None:
-    """409 on ``field`` when another row of ``model`` already has ``value``."""
-    select = sa.select(model.id).where(getattr(model, field) == value)
-    if except_id is not None:
-        select = select.where(model.id != except_id)
-    if main_session().scalar(select) is not None:
-        raise ApiError(409, "conflict", f"{value!r} is taken.", {field: "is taken"})
-
-
-def flush(unique_field: str | None = None) -> None:
-    """Flush the main session; a unique-constraint clash on ``unique_field`` (a concurrent
-    request won the race the pre-check lost) is a 409 naming it."""
-    try:
-        main_session().flush()
-    except IntegrityError:
-        if unique_field is None:
-            raise
-        main_session().rollback()
-        raise ApiError(409, "conflict", f"The {unique_field} is taken.",
-                       {unique_field: "is taken"}) from None
-
-
-def where_given(select: sa.Select, model, query: BaseModel, *names: str) -> sa.Select:
-    """Filter ``select`` on each of ``names`` the query gives (equality)."""
-    for name in names:
-        value = getattr(query, name)
-        if value is not None:
-            select = select.where(getattr(model, name) == value)
-    return select
-
-
-def matching(select: sa.Select, text: str | None, *fields) -> sa.Select:
-    """Rows where any of ``fields`` contains ``text``, case-insensitively."""
-    if not text:
-        return select
-    escaped = text.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-    return select.where(sa.or_(*(sa.func.lower(field).like(f"%{escaped}%", escape="\\")
-                                 for field in fields)))
 
 
 def count(*criteria) -> int:
@@ -208,47 +147,36 @@ def ensure_unused(what: str, uses: dict[str, int]) -> None:
                        "cannot be deleted. Deactivate it instead (PATCH is_active false).")
 
 
-def save(row: Any, entity_type: str, as_json, before: dict | None = None,
-         unique_field: str | None = None):
-    """Insert ``row`` (no ``before``) or write its changes; audit, commit, answer with it."""
-    session = main_session()
-    session.add(row)
-    flush(unique_field)
-    after = as_json(row)
-    admin_audit(session, "create" if before is None else "update", entity_type, row.id,
-                before, after)
-    session.commit()
-    return ok(201 if before is None else 200, **{entity_type: after})
-
-
-def delete(row: Any, entity_type: str, as_json):
-    """Delete ``row`` for good, audited with what it was; a row something came to refer to
-    since ``ensure_unused`` looked is kept (the foreign key refuses) with a 409."""
-    session, entity_id = main_session(), row.id
-    admin_audit(session, "delete", entity_type, entity_id, before=as_json(row))
-    session.delete(row)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise ApiError(409, "in_use", f"The {entity_type} came into use meanwhile; it cannot "
-                       "be deleted.") from None
-    return ok(deleted={"id": entity_id})
-
-
 class ActiveQuery(PageQuery):
     is_active: bool | None = None
 
 
 # ---- distributors ----
 
-def distributor_json(distributor: Distributor) -> dict:
+@shown
+class DistributorJson(TypedDict):
+    id: int
+    name: str
+    company_name: str | None
+    email: str
+    phone: str | None
+    gstin: str | None
+    pan: str | None
+    state_code: str | None
+    commission_rate: str
+    is_active: bool
+
+
+def distributor_json(distributor: Distributor) -> DistributorJson:
     return {"id": distributor.id, "name": distributor.name,
             "company_name": distributor.company_name, "email": distributor.email,
             "phone": distributor.phone, "gstin": distributor.gstin, "pan": distributor.pan,
             "state_code": distributor.state_code,
             "commission_rate": format_basis_points(distributor.commission_rate_bp),
             "is_active": distributor.is_active}
+
+
+DISTRIBUTORS = Answers("distributor", "distributors", distributor_json)
 
 
 class DistributorQuery(ActiveQuery):
@@ -295,7 +223,7 @@ def _check_tax_ids(distributor: Distributor) -> None:
         raise invalid_field("pan", f"the GSTIN holds PAN {gstin[2:12]}")
 
 
-@bp.get("/distributors")
+@bp.get("/distributors", responses=DISTRIBUTORS.page)
 @admin_required()
 def list_distributors(query: DistributorQuery):
     """Distributors by name, filtered by is_active, searched by name, company or email."""
@@ -307,50 +235,64 @@ def list_distributors(query: DistributorQuery):
     return ok(distributors=[distributor_json(d) for d in distributors], total=total)
 
 
-@bp.post("/distributors", responses={201: None})
+@bp.post("/distributors", responses=DISTRIBUTORS.created | CONFLICT)
 @admin_required(*WRITERS)
 def create_distributor(body: DistributorCreate):
     """A distributor; the email is unique among distributors (409)."""
-    ensure_unique(Distributor, "email", body.email)
+    ensure_unique(main_session(), Distributor, "email", body.email)
     distributor = Distributor(**columns(body.model_dump()))
     _check_tax_ids(distributor)
-    return save(distributor, "distributor", distributor_json, unique_field="email")
+    return IN_MAIN.save(distributor, "distributor", distributor_json, unique_field="email")
 
 
-@bp.get("/distributors/<int:id>")
+@bp.get("/distributors/<int:id>", responses=DISTRIBUTORS.one)
 @admin_required()
 def get_distributor(path: IdPath):
-    return ok(distributor=distributor_json(get_or_404(Distributor, path.id, "distributor")))
+    distributor = get_or_404(main_session(), Distributor, path.id, "distributor")
+    return ok(distributor=distributor_json(distributor))
 
 
-@bp.patch("/distributors/<int:id>")
+@bp.patch("/distributors/<int:id>", responses=DISTRIBUTORS.one | CONFLICT)
 @admin_required(*WRITERS)
 def update_distributor(path: IdPath, body: DistributorUpdate):
-    distributor = get_or_404(Distributor, path.id, "distributor")
+    distributor = get_or_404(main_session(), Distributor, path.id, "distributor")
     before, changes = distributor_json(distributor), body.model_dump(exclude_unset=True)
     if "email" in changes:
-        ensure_unique(Distributor, "email", changes["email"], distributor.id)
+        ensure_unique(main_session(), Distributor, "email", changes["email"], distributor.id)
     set_fields(distributor, changes)
     _check_tax_ids(distributor)
-    return save(distributor, "distributor", distributor_json, before, "email")
+    return IN_MAIN.save(distributor, "distributor", distributor_json, before=before,
+                        unique_field="email")
 
 
-@bp.delete("/distributors/<int:id>")
+@bp.delete("/distributors/<int:id>", responses=DELETED | CONFLICT)
 @admin_required(*WRITERS)
 def delete_distributor(path: IdPath):
     """Delete a distributor nothing refers to (409 naming what does otherwise)."""
-    distributor = get_or_404(Distributor, path.id, "distributor")
+    distributor = get_or_404(main_session(), Distributor, path.id, "distributor")
     ensure_unused("distributor", {
         label: count(model.distributor_id == distributor.id) for label, model in (
             ("salesmen", Salesman), ("referral codes", ReferralCode),
             ("commissions", Commission), ("payouts", Payout), ("leads", Lead),
             ("targets", Target))})
-    return delete(distributor, "distributor", distributor_json)
+    return IN_MAIN.delete(distributor, "distributor", distributor_json)
 
 
 # ---- salesmen ----
 
-def salesman_json(salesman: Salesman) -> dict:
+@shown
+class SalesmanJson(TypedDict):
+    id: int
+    name: str
+    email: str
+    phone: str | None
+    pan: str | None
+    distributor_id: int | None
+    commission_rate: str
+    is_active: bool
+
+
+def salesman_json(salesman: Salesman) -> SalesmanJson:
     return {"id": salesman.id, "name": salesman.name, "email": salesman.email,
             "phone": salesman.phone, "pan": salesman.pan,
             "distributor_id": salesman.distributor_id,
@@ -358,8 +300,11 @@ def salesman_json(salesman: Salesman) -> dict:
             "is_active": salesman.is_active}
 
 
+SALESMEN = Answers("salesman", "salesmen", salesman_json)
+
+
 class SalesmanQuery(ActiveQuery):
-    distributor_id: int | None = None
+    distributor_id: RowId | None = None
     search: str | None = Field(None, max_length=100)
 
 
@@ -390,7 +335,7 @@ class SalesmanUpdate(BaseModel):
                                 mode="before")(refuse_null)
 
 
-@bp.get("/salesmen")
+@bp.get("/salesmen", responses=SALESMEN.page)
 @admin_required()
 def list_salesmen(query: SalesmanQuery):
     """Salesmen by name, filtered by distributor or is_active, searched by name or email."""
@@ -401,44 +346,47 @@ def list_salesmen(query: SalesmanQuery):
     return ok(salesmen=[salesman_json(s) for s in salesmen], total=total)
 
 
-@bp.post("/salesmen", responses={201: None})
+@bp.post("/salesmen", responses=SALESMEN.created | CONFLICT)
 @admin_required(*WRITERS)
 def create_salesman(body: SalesmanCreate):
     """A salesman, on their own or under a distributor; the email is unique (409)."""
-    referenced(Distributor, body.distributor_id, "distributor_id", "distributor")
-    ensure_unique(Salesman, "email", body.email)
-    return save(Salesman(**columns(body.model_dump())), "salesman", salesman_json,
-                unique_field="email")
+    referenced(main_session(), Distributor, body.distributor_id, "distributor_id",
+               "distributor")
+    ensure_unique(main_session(), Salesman, "email", body.email)
+    return IN_MAIN.save(Salesman(**columns(body.model_dump())), "salesman", salesman_json,
+                        unique_field="email")
 
 
-@bp.get("/salesmen/<int:id>")
+@bp.get("/salesmen/<int:id>", responses=SALESMEN.one)
 @admin_required()
 def get_salesman(path: IdPath):
-    return ok(salesman=salesman_json(get_or_404(Salesman, path.id, "salesman")))
+    return ok(salesman=salesman_json(get_or_404(main_session(), Salesman, path.id, "salesman")))
 
 
-@bp.patch("/salesmen/<int:id>")
+@bp.patch("/salesmen/<int:id>", responses=SALESMEN.one | CONFLICT)
 @admin_required(*WRITERS)
 def update_salesman(path: IdPath, body: SalesmanUpdate):
-    salesman = get_or_404(Salesman, path.id, "salesman")
+    salesman = get_or_404(main_session(), Salesman, path.id, "salesman")
     before, changes = salesman_json(salesman), body.model_dump(exclude_unset=True)
-    referenced(Distributor, changes.get("distributor_id"), "distributor_id", "distributor")
+    referenced(main_session(), Distributor, changes.get("distributor_id"), "distributor_id",
+               "distributor")
     if "email" in changes:
-        ensure_unique(Salesman, "email", changes["email"], salesman.id)
+        ensure_unique(main_session(), Salesman, "email", changes["email"], salesman.id)
     set_fields(salesman, changes)
-    return save(salesman, "salesman", salesman_json, before, "email")
+    return IN_MAIN.save(salesman, "salesman", salesman_json, before=before,
+                        unique_field="email")
 
 
-@bp.delete("/salesmen/<int:id>")
+@bp.delete("/salesmen/<int:id>", responses=DELETED | CONFLICT)
 @admin_required(*WRITERS)
 def delete_salesman(path: IdPath):
     """Delete a salesman nothing refers to (409 naming what does otherwise)."""
-    salesman = get_or_404(Salesman, path.id, "salesman")
+    salesman = get_or_404(main_session(), Salesman, path.id, "salesman")
     ensure_unused("salesman", {
         label: count(model.salesman_id == salesman.id) for label, model in (
             ("referral codes", ReferralCode), ("commissions", Commission),
             ("payouts", Payout), ("leads", Lead), ("targets", Target))})
-    return delete(salesman, "salesman", salesman_json)
+    return IN_MAIN.delete(salesman, "salesman", salesman_json)
 
 
 # ---- subscription plans ----
@@ -446,11 +394,26 @@ def delete_salesman(path: IdPath):
 BillingPeriod = Literal["monthly", "quarterly", "yearly"]
 
 
-def plan_json(plan: SubscriptionPlan) -> dict:
+@shown
+class PlanJson(TypedDict):
+    id: int
+    code: str
+    name: str
+    price: str
+    billing_period: str
+    max_users: int | None
+    storage_limit_mb: int
+    is_active: bool
+
+
+def plan_json(plan: SubscriptionPlan) -> PlanJson:
     return {"id": plan.id, "code": plan.code, "name": plan.name,
             "price": format_paise(plan.price_paise), "billing_period": plan.billing_period,
             "max_users": plan.max_users, "storage_limit_mb": plan.storage_limit_mb,
             "is_active": plan.is_active}
+
+
+PLANS = Answers("subscription_plan", "subscription_plans", plan_json)
 
 
 class PlanQuery(ActiveQuery):
@@ -483,7 +446,7 @@ class PlanUpdate(BaseModel):
                                 "is_active", mode="before")(refuse_null)
 
 
-@bp.get("/subscription-plans")
+@bp.get("/subscription-plans", responses=PLANS.page)
 @admin_required()
 def list_plans(query: PlanQuery):
     """Plans by price, filtered by is_active or billing period."""
@@ -494,54 +457,70 @@ def list_plans(query: PlanQuery):
     return ok(subscription_plans=[plan_json(plan) for plan in plans], total=total)
 
 
-@bp.post("/subscription-plans", responses={201: None})
+@bp.post("/subscription-plans", responses=PLANS.created | CONFLICT)
 @admin_required(*WRITERS)
 def create_plan(body: PlanCreate):
     """A plan with a unique code (409), its price in rupees, billing period and limits."""
-    ensure_unique(SubscriptionPlan, "code", body.code)
-    return save(SubscriptionPlan(**columns(body.model_dump())), "subscription_plan", plan_json,
-                unique_field="code")
+    ensure_unique(main_session(), SubscriptionPlan, "code", body.code)
+    return IN_MAIN.save(SubscriptionPlan(**columns(body.model_dump())), "subscription_plan",
+                        plan_json, unique_field="code")
 
 
-@bp.get("/subscription-plans/<int:id>")
+@bp.get("/subscription-plans/<int:id>", responses=PLANS.one)
 @admin_required()
 def get_plan(path: IdPath):
-    return ok(subscription_plan=plan_json(get_or_404(SubscriptionPlan, path.id, "plan")))
+    plan = get_or_404(main_session(), SubscriptionPlan, path.id, "plan")
+    return ok(subscription_plan=plan_json(plan))
 
 
-@bp.patch("/subscription-plans/<int:id>")
+@bp.patch("/subscription-plans/<int:id>", responses=PLANS.one)
 @admin_required(*WRITERS)
 def update_plan(path: IdPath, body: PlanUpdate):
-    plan = get_or_404(SubscriptionPlan, path.id, "plan")
+    plan = get_or_404(main_session(), SubscriptionPlan, path.id, "plan")
     before = plan_json(plan)
     set_fields(plan, body.model_dump(exclude_unset=True))
-    return save(plan, "subscription_plan", plan_json, before)
+    return IN_MAIN.save(plan, "subscription_plan", plan_json, before=before)
 
 
-@bp.delete("/subscription-plans/<int:id>")
+@bp.delete("/subscription-plans/<int:id>", responses=DELETED | CONFLICT)
 @admin_required(*WRITERS)
 def delete_plan(path: IdPath):
     """Delete a plan no commission and no tenant (master database) refers to."""
-    plan = get_or_404(SubscriptionPlan, path.id, "plan")
+    plan = get_or_404(main_session(), SubscriptionPlan, path.id, "plan")
     tenants = master_session().scalar(sa.select(sa.func.count()).where(
         TenantMaster.subscription_plan == plan.code))
     ensure_unused("plan", {"commissions": count(Commission.subscription_plan_id == plan.id),
                            "tenants": tenants})
-    return delete(plan, "subscription_plan", plan_json)
+    return IN_MAIN.delete(plan, "subscription_plan", plan_json)
 
 
 # ---- referral codes ----
 
-def referral_code_json(code: ReferralCode) -> dict:
+@shown
+class ReferralCodeJson(TypedDict):
+    id: int
+    code: str
+    salesman_id: int | None
+    distributor_id: int | None
+    discount: str
+    max_uses: int | None
+    expires_at: str | None
+    is_active: bool
+
+
+def referral_code_json(code: ReferralCode) -> ReferralCodeJson:
     return {"id": code.id, "code": code.code, "salesman_id": code.salesman_id,
             "distributor_id": code.distributor_id,
             "discount": format_basis_points(code.discount_bp), "max_uses": code.max_uses,
             "expires_at": iso(code.expires_at), "is_active": code.is_active}
 
 
+REFERRAL_CODES = Answers("referral_code", "referral_codes", referral_code_json)
+
+
 class ReferralCodeQuery(ActiveQuery):
-    salesman_id: int | None = None
-    distributor_id: int | None = None
+    salesman_id: RowId | None = None
+    distributor_id: RowId | None = None
 
 
 class ReferralCodeCreate(BaseModel):
@@ -569,7 +548,7 @@ class ReferralCodeUpdate(BaseModel):
     _not_null = field_validator("discount", "is_active", mode="before")(refuse_null)
 
 
-@bp.get("/referral-codes")
+@bp.get("/referral-codes", responses=REFERRAL_CODES.page)
 @admin_required()
 def list_referral_codes(query: ReferralCodeQuery):
     """Referral codes by code, filtered by owner or is_active."""
@@ -579,38 +558,38 @@ def list_referral_codes(query: ReferralCodeQuery):
     return ok(referral_codes=[referral_code_json(code) for code in codes], total=total)
 
 
-@bp.post("/referral-codes", responses={201: None})
+@bp.post("/referral-codes", responses=REFERRAL_CODES.created | CONFLICT)
 @admin_required(*WRITERS)
 def create_referral_code(body: ReferralCodeCreate):
     """A code for a salesman or a distributor; codes are unique (409)."""
     values = {**body.model_dump(), **owner(body.salesman_id, body.distributor_id)}
-    ensure_unique(ReferralCode, "code", body.code)
-    return save(ReferralCode(**columns(values)), "referral_code", referral_code_json,
-                unique_field="code")
+    ensure_unique(main_session(), ReferralCode, "code", body.code)
+    return IN_MAIN.save(ReferralCode(**columns(values)), "referral_code", referral_code_json,
+                        unique_field="code")
 
 
-@bp.get("/referral-codes/<int:id>")
+@bp.get("/referral-codes/<int:id>", responses=REFERRAL_CODES.one)
 @admin_required()
 def get_referral_code(path: IdPath):
-    return ok(referral_code=referral_code_json(get_or_404(ReferralCode, path.id,
+    return ok(referral_code=referral_code_json(get_or_404(main_session(), ReferralCode, path.id,
                                                           "referral code")))
 
 
-@bp.patch("/referral-codes/<int:id>")
+@bp.patch("/referral-codes/<int:id>", responses=REFERRAL_CODES.one)
 @admin_required(*WRITERS)
 def update_referral_code(path: IdPath, body: ReferralCodeUpdate):
-    code = get_or_404(ReferralCode, path.id, "referral code")
+    code = get_or_404(main_session(), ReferralCode, path.id, "referral code")
     before = referral_code_json(code)
     set_fields(code, body.model_dump(exclude_unset=True))
-    return save(code, "referral_code", referral_code_json, before)
+    return IN_MAIN.save(code, "referral_code", referral_code_json, before=before)
 
 
-@bp.delete("/referral-codes/<int:id>")
+@bp.delete("/referral-codes/<int:id>", responses=DELETED | CONFLICT)
 @admin_required(*WRITERS)
 def delete_referral_code(path: IdPath):
     """Delete a code no sign-up used (409 otherwise: deactivate it)."""
-    code = get_or_404(ReferralCode, path.id, "referral code")
+    code = get_or_404(main_session(), ReferralCode, path.id, "referral code")
     ensure_unused("referral code", {
         "rewards": count(ReferralReward.referral_code_id == code.id),
         "commissions": count(Commission.referral_code_id == code.id)})
-    return delete(code, "referral_code", referral_code_json)
+    return IN_MAIN.delete(code, "referral_code", referral_code_json)

@@ -7,27 +7,56 @@ database on MySQL, a stat of each file on SQLite), never one query per tenant.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy.exc import SQLAlchemyError
+from typing_extensions import TypedDict
 
 from api.auth import admin_required
+from api.blueprints import admin_blueprint
 from api.db import databases, master_session
-from api.errors import COMMON_RESPONSES
 from api.models.master import TenantMaster
-from api.responses import ok
+from api.responses import envelope, ok, shown
 from api.tenancy.registry import LIVE_STATUSES
 
-bp = APIBlueprint("system", __name__, url_prefix="/api/admin/system",
-                  abp_tags=[Tag(name="system")], abp_responses=COMMON_RESPONSES,
-                  abp_security=[{"bearer": []}])
+bp = admin_blueprint("system", __name__, "system", url_prefix="/api/admin/system")
 MIB = 2**20
+
+
+@shown
+class PlatformDatabase(TypedDict):
+    name: str
+    size_mb: float | None  # None when it cannot be reached
+    status: str
+
+
+@shown
+class MasterDatabase(PlatformDatabase):
+    tenants_count: int
+
+
+@shown
+class TenantDatabases(TypedDict):
+    total: int
+    total_size_mb: float
+    avg_size_mb: float
+
+
+@shown
+class ServerShare(TypedDict):
+    name: str
+    tenant_dbs: int
+    size_mb: float
+
+
+DATABASE_REPORT = {200: envelope("DatabaseReport", main_db=PlatformDatabase,
+                                 master_db=MasterDatabase, tenant_dbs=TenantDatabases,
+                                 servers=list[ServerShare])}
 
 
 def _megabytes(size: int) -> float:
     return round(size / MIB, 2)
 
 
-def _platform_db(name: str) -> dict:
+def _platform_db(name: str) -> PlatformDatabase:
     try:
         return {"name": name, "size_mb": _megabytes(databases().backend.database_size(name)),
                 "status": "healthy"}
@@ -35,7 +64,7 @@ def _platform_db(name: str) -> dict:
         return {"name": name, "size_mb": None, "status": "unreachable"}
 
 
-@bp.get("/databases")
+@bp.get("/databases", responses=DATABASE_REPORT)
 @admin_required()
 def database_report():
     """main_db, master_db and tenant_dbs as the seed shows them, and each server's share."""

@@ -4,23 +4,26 @@ listing, details, changes, suspension, and deletion after a final backup."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, NotRequired
 
 import sqlalchemy as sa
-from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing_extensions import TypedDict
 
 from api.accounting.fields import GSTIN
 from api.audit import admin_audit
 from api.auth import admin_required
+from api.blueprints import admin_blueprint
 from api.db import databases, main_session, master_session
-from api.errors import COMMON_RESPONSES, ApiError, ErrorEnvelope
+from api.errors import CONFLICT, ApiError
+from api.filters import matching, where_given
 from api.listing import PageQuery, paginate
 from api.metrics import metrics
 from api.models.main import SubscriptionPlan
 from api.models.master import TenantMaster
+from api.operations import get_or_404
 from api.platform.commissions import record_signup_referral
-from api.responses import ok
+from api.responses import Answers, envelope, iso, ok, shown
 from api.schemas import Code, Email, IdPath, Name, Password, Subdomain, refuse_null
 from api.tenancy.backends import BackendError
 from api.tenancy.backups import BackupError, backup_database, read_manifest
@@ -36,9 +39,7 @@ from api.tenancy.provisioning import (
 )
 from api.tenancy.registry import LIVE_STATUSES
 
-bp = APIBlueprint("admin_tenants", __name__, url_prefix="/api/admin/tenants",
-                  abp_tags=[Tag(name="tenants")], abp_responses=COMMON_RESPONSES,
-                  abp_security=[{"bearer": []}])
+bp = admin_blueprint("admin_tenants", __name__, "tenants", url_prefix="/api/admin/tenants")
 
 
 class TenantCreate(BaseModel):
@@ -54,7 +55,40 @@ class TenantCreate(BaseModel):
 COLUMNS = {"plan": "subscription_plan"}
 
 
-def tenant_json(tenant: TenantMaster) -> dict:
+@shown
+class TenantJson(TypedDict):
+    id: int
+    subdomain: str
+    company_name: str
+    contact_name: str | None
+    email: str
+    phone: str | None
+    gstin: str | None
+    status: str
+    status_reason: str | None
+    db_name: str | None
+    db_server: str
+    plan: str | None
+    referral_code: str | None
+    storage_limit_mb: int
+    created_at: str | None
+    deleted_at: str | None
+    size_mb: NotRequired[float]  # GET /tenants/{id} of a live tenant
+
+
+@shown
+class SignedUpAdmin(TypedDict):
+    email: str
+    password: NotRequired[str]  # when the sign-up gave none, the one generated
+
+
+@shown
+class FinalBackup(TypedDict):
+    file: str
+    sha256: str
+
+
+def tenant_json(tenant: TenantMaster) -> TenantJson:
     """A tenant as admins see it; never its connection info."""
     return {"id": tenant.id, "subdomain": tenant.subdomain,
             "company_name": tenant.company_name, "contact_name": tenant.contact_name,
@@ -63,11 +97,15 @@ def tenant_json(tenant: TenantMaster) -> dict:
             "db_name": tenant.db_name, "db_server": tenant.db_server,
             "plan": tenant.subscription_plan, "referral_code": tenant.referral_code,
             "storage_limit_mb": tenant.storage_limit_mb,
-            "created_at": tenant.created_at.isoformat() if tenant.created_at else None,
-            "deleted_at": tenant.deleted_at.isoformat() if tenant.deleted_at else None}
+            "created_at": iso(tenant.created_at), "deleted_at": iso(tenant.deleted_at)}
 
 
-@bp.post("", responses={201: None, 409: ErrorEnvelope, 503: ErrorEnvelope})
+TENANTS = Answers("tenant", "tenants", tenant_json)
+SIGNED_UP = {201: envelope("SignedUpTenant", tenant=TenantJson, admin=SignedUpAdmin)}
+DELETED_TENANT = {200: envelope("DeletedTenant", tenant=TenantJson, backup=FinalBackup)}
+
+
+@bp.post("", responses=SIGNED_UP | CONFLICT)
 @admin_required("super_admin", "admin")
 def create_tenant(body: TenantCreate):
     """Create a tenant: its row, database, migrations, admin user; 201 when it is active."""
@@ -124,43 +162,31 @@ class DeleteBody(BaseModel):
     confirm: str = Field(max_length=30)
 
 
-def tenant_or_404(tenant_id: int) -> TenantMaster:
-    tenant = master_session().get(TenantMaster, tenant_id)
-    if tenant is None:
-        raise ApiError(404, "not_found", f"No tenant with id {tenant_id}.")
-    return tenant
-
-
-@bp.get("")
+@bp.get("", responses=TENANTS.page)
 @admin_required()
 def list_tenants(query: TenantQuery):
     """Tenants by subdomain, filtered by status or plan, searched by name or subdomain."""
-    select = sa.select(TenantMaster).order_by(TenantMaster.subdomain)
-    if query.status:
-        select = select.where(TenantMaster.status == query.status)
+    select = where_given(sa.select(TenantMaster).order_by(TenantMaster.subdomain), TenantMaster,
+                         query, "status")
     if query.plan:
         select = select.where(TenantMaster.subscription_plan == query.plan)
-    if query.search:
-        like = "%" + query.search.lower().replace("\\", "\\\\").replace("%", r"\%").replace(
-            "_", r"\_") + "%"
-        select = select.where(sa.or_(sa.func.lower(TenantMaster.company_name).like(like, "\\"),
-                                     TenantMaster.subdomain.like(like, "\\")))
+    select = matching(select, query.search, TenantMaster.company_name, TenantMaster.subdomain)
     tenants, total = paginate(master_session(), select, query)
     return ok(tenants=[tenant_json(tenant) for tenant in tenants], total=total)
 
 
-@bp.get("/<int:id>")
+@bp.get("/<int:id>", responses=TENANTS.one)
 @admin_required()
 def get_tenant(path: IdPath):
     """One tenant with its database's name, server and size."""
-    tenant = tenant_or_404(path.id)
+    tenant = get_or_404(master_session(), TenantMaster, path.id, "tenant")
     details = tenant_json(tenant)
     if tenant.db_name and tenant.status in LIVE_STATUSES:
         details["size_mb"] = round(databases().storage.size(tenant.db_name) / 2**20, 2)
     return ok(tenant=details)
 
 
-@bp.patch("/<int:id>")
+@bp.patch("/<int:id>", responses=TENANTS.one | CONFLICT)
 @admin_required("super_admin", "admin")
 def update_tenant(path: IdPath, body: TenantUpdate):
     """Change company details, plan or storage limit, or suspend and resume the tenant.
@@ -168,7 +194,8 @@ def update_tenant(path: IdPath, body: TenantUpdate):
     A status change takes effect on this process's next request and within the tenant cache's
     TTL (TENANT_CACHE_TTL_SECONDS) in others.
     """
-    session, tenant = master_session(), tenant_or_404(path.id)
+    session = master_session()
+    tenant = get_or_404(session, TenantMaster, path.id, "tenant")
     before, changes = tenant_json(tenant), body.model_dump(exclude_unset=True)
     if "status" in changes and tenant.status not in LIVE_STATUSES:
         raise ApiError(409, "not_live", f"A {tenant.status} tenant cannot be "
@@ -185,12 +212,13 @@ def update_tenant(path: IdPath, body: TenantUpdate):
     return ok(tenant=tenant_json(tenant))
 
 
-@bp.delete("/<int:id>")
+@bp.delete("/<int:id>", responses=DELETED_TENANT | CONFLICT)
 @admin_required("super_admin", "admin")
 def delete_tenant(path: IdPath, body: DeleteBody):
     """Back the tenant's database up, then drop it (and its DB user) and mark the tenant
     deleted. No backup, no drop: a failed backup changes nothing."""
-    session, tenant = master_session(), tenant_or_404(path.id)
+    session = master_session()
+    tenant = get_or_404(session, TenantMaster, path.id, "tenant")
     if body.confirm != tenant.subdomain:
         raise ApiError(400, "validation_error", "Confirm with the tenant's subdomain.",
                        {"confirm": "must equal the tenant's subdomain"})

@@ -9,8 +9,7 @@ A deterministic probe adds, per operation, the answers without a token, with too
 for an unknown tenant and for a suspended one.
 
 Two checks: no 500 (strict), and every answer documented by the OpenAPI document (status
-code, content type, body schema). The second fails today (see the PRODUCT reason): the test
-prints the exact operations and status codes that are missing from the document.
+code, content type, body schema); what is not is printed, operation by operation.
 
 The Hypothesis half covers what tests/accounting/test_rules.py does not: subdomains (and the
 database names made from them), Host headers and X-Tenant-ID through routing, and amounts
@@ -65,8 +64,7 @@ class FuzzRun:
     statuses: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     undocumented: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     mismatches: list[str] = field(default_factory=list)  # content type or body schema
-    server_errors: list[str] = field(default_factory=list)  # not a known product finding
-    known_500: Counter = field(default_factory=Counter)
+    server_errors: list[str] = field(default_factory=list)
     not_sent: Counter = field(default_factory=Counter)
     cases: int = 0
     seconds: float = 0.0
@@ -82,15 +80,6 @@ class Crashes(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.exc_info and record.exc_info[1] is not None:
             self.seen.append(record.exc_info[1])
-
-
-def known_product_500(exc: BaseException | None) -> str | None:
-    """Which 500 this is, when it is one this suite already holds as a PRODUCT xfail."""
-    if isinstance(exc, TypeError) and "expected a Decimal, int or str" in str(exc):
-        return "amount of a wrong JSON type (test_amount_fields_of_a_wrong_json_type_are_400)"
-    if isinstance(exc, OverflowError) and "SQLite INTEGER" in str(exc):
-        return "id beyond 64 bits on SQLite (test_ids_beyond_64_bits_are_refused_not_a_500)"
-    return None
 
 
 class Fuzzer:
@@ -177,14 +166,10 @@ class Fuzzer:
         self.run.statuses[label][response.status_code] += 1
         if response.status_code >= 500 and response.status_code != 503:
             crash = self.crashes.seen[-1] if self.crashes.seen else None
-            known = known_product_500(crash)
-            if known:
-                self.run.known_500[f"{label}: {known}"] += 1
-            else:
-                sent = {"path": case.path_parameters, "query": case.query,
-                        "body": case.body if isinstance(case.body, dict | list) else None}
-                self.run.server_errors.append(f"{label} -> {response.status_code}: {crash!r}; "
-                                              f"sent {str(sent)[:300]}")
+            sent = {"path": case.path_parameters, "query": case.query,
+                    "body": case.body if isinstance(case.body, dict | list) else None}
+            self.run.server_errors.append(f"{label} -> {response.status_code}: {crash!r}; "
+                                          f"sent {str(sent)[:300]}")
         try:
             case.validate_response(response, checks=self.checks)
         except self.failure_group as group:
@@ -263,8 +248,8 @@ def summarize(run: FuzzRun, examples: int) -> None:
                        for status, n in counts.items() for _ in range(n))
     figures(f"schemathesis ({run.backend}, WSGI)", operations=len(run.statuses),
             examples_per_operation=examples, requests=run.cases,
-            answers=dict(sorted(by_class.items())), unknown_500s=len(run.server_errors),
-            known_product_500s=sum(run.known_500.values()), not_sent=sum(run.not_sent.values()),
+            answers=dict(sorted(by_class.items())), server_errors=len(run.server_errors),
+            not_sent=sum(run.not_sent.values()),
             operations_with_undocumented_status=len(run.undocumented),
             body_or_content_type_mismatches=len(run.mismatches),
             seconds=round(run.seconds, 1))
@@ -296,23 +281,20 @@ def test_fuzzing_every_operation_finds_no_server_error(sqlite_fuzz):
     assert sqlite_fuzz.server_errors == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "PRODUCT: the OpenAPI document declares only 400 and 500 (api/errors.py COMMON_RESPONSES) "
-    "and a view's own responses= (201, the logins' 200, 409/503 of POST /api/admin/tenants), "
-    "so most operations answer codes it leaves out: 200 on every GET, PATCH, DELETE and "
-    "action POST, 401 on every secured one, 403 (role, suspended tenant), 404 (unknown id or "
-    "tenant), 409; fix: add 401, 404, 413 and 503 to COMMON_RESPONSES, 403 and 507 to the "
-    "tenant blueprints (api/tenant_request.py tenant_blueprint), and each view's 200 with its "
-    "envelope model in responses=; the test prints the exact list (docs/reliability.md)"))
+def assert_documented(run: FuzzRun) -> None:
+    """Every status, content type and body the run saw is the one the document declares."""
+    if run.undocumented:
+        print(f"\n[reliability] undocumented status codes ({len(run.undocumented)} "
+              f"operations):\n{undocumented_table(run)}")
+    if run.mismatches:
+        print("\n[reliability] body or content-type mismatches:\n  " +
+              "\n  ".join(sorted(set(run.mismatches))))
+    assert run.mismatches == []
+    assert dict(run.undocumented) == {}
+
+
 def test_every_answer_is_documented_by_the_openapi_document(sqlite_fuzz):
-    table = undocumented_table(sqlite_fuzz)
-    print(f"\n[reliability] undocumented status codes ({len(sqlite_fuzz.undocumented)} "
-          f"operations):\n{table}")
-    if sqlite_fuzz.mismatches:
-        print("[reliability] body or content-type mismatches:\n  " +
-              "\n  ".join(sorted(set(sqlite_fuzz.mismatches))))
-    assert sqlite_fuzz.mismatches == []
-    assert dict(sqlite_fuzz.undocumented) == {}
+    assert_documented(sqlite_fuzz)
 
 
 @pytest.mark.reliability
@@ -327,6 +309,7 @@ def test_long_fuzzing_finds_no_server_error(request, tmp_path, kind):
         platform.close()
     summarize(run, examples)
     assert run.server_errors == []
+    assert_documented(run)
 
 
 # ---- amounts through the HTTP field types ----
@@ -390,24 +373,18 @@ def test_amount_fields_of_a_wrong_json_type_are_400(books, value):
     assert response.status_code in (201, 400), (value, response.status_code)
 
 
-BEYOND_64_BITS = 2**70
+# Beyond MariaDB's INT (the first id refused) and beyond 64 bits (SQLite cannot bind it).
+OUT_OF_RANGE_IDS = (2**31, 2**70)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "PRODUCT: ids in request bodies and query strings have no upper bound (only IdPath, "
-    "the ids in URLs, has le=2**31-1), and on SQLite a Python int beyond 64 bits cannot be "
-    "bound: OverflowError, a 500 (e.g. POST /api/account-groups {parent_id: 2**70}, GET "
-    "/api/ledgers?account_group_id=2**70, GET /api/admin/commissions?salesman_id=2**70); "
-    "fix: one RowId type, Annotated[int, Field(ge=1, le=2**31 - 1)] (as api/platform/sales.py "
-    "has), for every id field of a body model and of a *Query model (api/accounting/*.py, "
-    "api/platform/*.py), so such values are a 400 validation_error on both backends"))
-def test_ids_beyond_64_bits_are_refused_not_a_500(books):
-    platform, tenant, group = books
+@pytest.mark.parametrize("huge", OUT_OF_RANGE_IDS)
+def test_ids_out_of_range_are_a_400_naming_the_field(platform, huge):
+    """Every integer query parameter and the body ids: 400 validation_error on that field."""
+    tenant = platform.add_tenant("hugeco")
     client = platform.app.test_client()
     admin = platform.admin["super_admin"]
-    document = platform.app.api_doc
-    answers = {}
-    for path, operations in document["paths"].items():  # every integer query parameter
+    answers = {}  # where -> (status, code, the field the answer names)
+    for path, operations in platform.app.api_doc["paths"].items():
         if "{" in path or "get" not in operations:
             continue
         headers = admin if path.startswith("/api/admin") else tenant.headers
@@ -416,22 +393,27 @@ def test_ids_beyond_64_bits_are_refused_not_a_500(books):
             kinds = {schema.get("type")} | {s.get("type") for s in schema.get("anyOf", [])}
             if parameter["in"] == "query" and "integer" in kinds and parameter["name"] not in (
                     "limit", "offset"):
-                response = client.get(f"{path}?{parameter['name']}={BEYOND_64_BITS}",
-                                      headers=headers)
-                answers[f"GET {path}?{parameter['name']}="] = response.status_code
-    for path, body in (("/api/account-groups", {"name": "Huge", "parent_id": BEYOND_64_BITS}),
-                       ("/api/ledgers", {"name": "Huge", "account_group_id": BEYOND_64_BITS}),
-                       ("/api/vouchers", {"voucher_type": "Journal", "date": "2026-11-25",
-                                          "entries": [{"ledger_id": BEYOND_64_BITS,
-                                                       "type": "Dr", "amount": "1"},
-                                                      {"ledger_id": 1, "type": "Cr",
-                                                       "amount": "1"}]})):
-        answers[f"POST {path}"] = client.post(path, json=body,
-                                              headers=tenant.headers).status_code
-    crashed = sorted(where for where, status in answers.items() if status >= 500)
-    figures(f"ids beyond 64 bits ({platform.dbs.backend.name})", places=len(answers),
-            answered_500=len(crashed), where=crashed)
-    assert crashed == []
+                response = client.get(f"{path}?{parameter['name']}={huge}", headers=headers)
+                answers[f"GET {path}?{parameter['name']}="] = (response, parameter["name"])
+    for path, body, field_name in (
+            ("/api/account-groups", {"name": "Huge", "parent_id": huge}, "parent_id"),
+            ("/api/ledgers", {"name": "Huge", "account_group_id": huge}, "account_group_id"),
+            ("/api/vouchers", {"voucher_type": "Journal", "date": "2026-11-25",
+                               "entries": [{"ledger_id": huge, "type": "Dr", "amount": "1"},
+                                           {"ledger_id": 1, "type": "Cr", "amount": "1"}]},
+             "entries.0.ledger_id"),
+            ("/api/tds-details", {"voucher_id": huge, "section": "194C", "rate": "1",
+                                  "base_amount": "100", "deductee_pan": "ABCDE1234F",
+                                  "deducted_on": "2026-11-25"}, "voucher_id")):
+        answers[f"POST {path}"] = (client.post(path, json=body, headers=tenant.headers),
+                                   field_name)
+    wrong = sorted(where for where, (response, name) in answers.items()
+                   if response.status_code != 400
+                   or response.json["error"]["code"] != "validation_error"
+                   or name not in response.json["error"].get("fields", {}))
+    figures(f"ids out of range ({platform.dbs.backend.name}, {huge})", places=len(answers),
+            answered_400_naming_the_field=len(answers) - len(wrong), other=wrong)
+    assert len(answers) >= 20 and wrong == []
 
 
 # ---- subdomains and the database names made from them ----

@@ -170,20 +170,7 @@ def test_many_concurrent_vouchers_are_numbered_without_gaps(platform):
 
 # ---- 3. payouts of one payee ----
 
-def register_sales_blueprints(app) -> None:
-    """The sales network's endpoints, registered here until create_app does it."""
-    commissions = pytest.importorskip(
-        "api.platform.commissions",
-        reason="the sales network (api/platform/commissions.py) is not importable yet")
-    from api.platform import leads, sales
-
-    for module in (sales, leads, commissions):
-        if module.bp.name not in app.blueprints:
-            app.register_api(module.bp)
-
-
 def race_payouts(platform, payers: int, commissions_each: int, cancellers: int) -> None:
-    register_sales_blueprints(platform.app)
     from api.models.main import Commission, Payout, Salesman
 
     with Session(platform.dbs.main_engine) as session:
