@@ -15,6 +15,7 @@ from api.tenancy.connections import PoolExhausted
 from api.tenancy.routing import (
     RoutingError,
     TenantMismatch,
+    TenantMoving,
     TenantProvisioning,
     TenantRequired,
     TenantSuspended,
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 CODES = {413: "payload_too_large", 500: "internal_error"}
 ROUTING_STATUS = {TenantRequired: 400, TenantMismatch: 400, TenantSuspended: 403,
-                  TenantProvisioning: 503}
+                  TenantProvisioning: 503, TenantMoving: 503}
 
 
 class ErrorDetail(BaseModel):
@@ -96,7 +97,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RoutingError)
     def routing_error(error: RoutingError):
         response = failure(ROUTING_STATUS.get(type(error), 404), error.code, str(error))
-        if isinstance(error, TenantProvisioning):
+        if isinstance(error, TenantProvisioning | TenantMoving):
             response[0].headers["Retry-After"] = "5"
         return response
 

@@ -156,7 +156,8 @@ def get_tenant(path: IdPath):
     tenant = tenant_or_404(path.id)
     details = tenant_json(tenant)
     if tenant.db_name and tenant.status in LIVE_STATUSES:
-        details["size_mb"] = round(databases().storage.size(tenant.db_name) / 2**20, 2)
+        details["size_mb"] = round(
+            databases().storage.size(tenant.db_server, tenant.db_name) / 2**20, 2)
     return ok(tenant=details)
 
 
