@@ -211,21 +211,28 @@ def pool_group() -> None:
               help="How many ready databases to keep (default: TENANT_POOL_SIZE).")
 @with_appcontext
 def fill_pool_command(size: int | None) -> None:
-    """Create and migrate databases until the pool holds SIZE ready ones."""
+    """Create and migrate databases until the pool of every open server holds SIZE ready ones."""
     _initialize()
-    made = pool.fill(databases(), size)
-    click.echo(f"made {len(made)} ready databases; {len(pool.pooled(databases()))} in the pool")
+    dbs = databases()
+    made = pool.fill(dbs, size)
+    ready = sum(len(pool.pooled(dbs, server)) for server in dbs.settings.open_servers)
+    click.echo(f"made {len(made)} ready databases; {ready} in the pool")
 
 
 @pool_group.command("status")
 @with_appcontext
 def pool_status_command() -> None:
-    """How many ready databases wait for a sign-up."""
-    ready = pool.pooled(databases())
-    click.echo(f"{len(ready)} ready databases (TENANT_POOL_SIZE="
-               f"{databases().settings.tenant_pool_size})")
-    for name in ready:
-        click.echo(f"  {name}")
+    """How many ready databases wait for a sign-up, per server."""
+    dbs = databases()
+    ready = {server: pool.pooled(dbs, server) for server in dbs.settings.server_names}
+    click.echo(f"{sum(map(len, ready.values()))} ready databases (TENANT_POOL_SIZE="
+               f"{dbs.settings.tenant_pool_size} per open server)")
+    for server, names in ready.items():
+        if len(ready) > 1:
+            closed = " (closed)" if server in dbs.settings.closed_db_servers else ""
+            click.echo(f"server {server}{closed}: {len(names)}")
+        for name in names:
+            click.echo(f"  {name}")
 
 
 @click.command("rotate-key")

@@ -11,6 +11,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from api.responses import failure
+from api.tenancy.backends import UnknownServer
 from api.tenancy.connections import PoolExhausted
 from api.tenancy.routing import (
     RoutingError,
@@ -110,9 +111,10 @@ def register_error_handlers(app: Flask) -> None:
         return response
 
     @app.errorhandler(OperationalError)
-    def database_unavailable(error: OperationalError):
+    @app.errorhandler(UnknownServer)
+    def database_unavailable(error: OperationalError | UnknownServer):
         log.error("database unavailable on %s %s: %s", request.method, request.path,
-                  type(error.orig).__name__)
+                  error if isinstance(error, UnknownServer) else type(error.orig).__name__)
         response = failure(503, "database_unavailable", "The database cannot be reached now.")
         response[0].headers["Retry-After"] = "2"
         return response

@@ -199,7 +199,8 @@ def delete_tenant(path: IdPath, body: DeleteBody):
         raise ApiError(409, "not_live", f"The tenant is {tenant.status}; nothing to delete.")
     dbs, before = databases(), tenant_json(tenant)
     try:
-        backup = backup_database(dbs.backend, tenant.db_name, dbs.settings.backup_dir,
+        backend = dbs.backend_of(tenant.db_server)
+        backup = backup_database(backend, tenant.db_name, dbs.settings.backup_dir,
                                  tier=Tier.TENANT, tenant=tenant.subdomain)
     except (BackupError, BackendError, OSError) as exc:
         raise ApiError(503, "backup_failed", f"The final backup failed, so nothing was "
@@ -207,9 +208,9 @@ def delete_tenant(path: IdPath, body: DeleteBody):
     tenant.status, tenant.deleted_at = "deleted", datetime.now(UTC).replace(tzinfo=None)
     session.commit()  # from here on no request is routed to it, and its database may go
     _forget(tenant.id)
-    drop_tenant_database(dbs, tenant.db_name)
-    if dbs.backend.name == "mysql":
-        dbs.backend.drop_user(tenant_db_user(dbs, tenant.id))
+    drop_tenant_database(dbs, tenant.db_name, tenant.db_server)
+    if backend.name == "mysql":
+        backend.drop_user(tenant_db_user(dbs, tenant.id))
     admin_audit(main_session(), "delete", "tenant", tenant.id, before, tenant_json(tenant))
     main_session().commit()
     return ok(tenant=tenant_json(tenant), backup={"file": str(backup),

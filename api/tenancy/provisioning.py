@@ -29,10 +29,11 @@ from api.models.master import TenantMaster
 from api.models.tenant import User
 from api.security import hash_password
 from api.tenancy import pool
-from api.tenancy.backends import BackendError, LockTimeout
+from api.tenancy.backends import DEFAULT_SERVER, Backend, BackendError, LockTimeout
 from api.tenancy.databases import Databases
 from api.tenancy.migrations import Tier, apply_pending
-from api.tenancy.registry import LIVE_STATUSES
+from api.tenancy.placement import choose_server
+from api.tenancy.registry import HELD_STATUSES, LIVE_STATUSES
 from api.tenancy.subdomains import database_name
 
 log = logging.getLogger(__name__)
@@ -106,17 +107,18 @@ def _check_references(dbs: Databases, signup: SignUp) -> None:
                                 f"no active referral code {signup.referral_code!r}")
 
 
-def _record(dbs: Databases, signup: SignUp) -> int:
-    """Step 1: a tenant_master row in ``provisioning``; a failed earlier attempt is taken over."""
+def _record(dbs: Databases, signup: SignUp) -> tuple[int, str]:
+    """Step 1: a tenant_master row in ``provisioning`` on the server placement chose (the row
+    says where before anything exists there); a failed earlier attempt is taken over."""
     values = {"company_name": signup.company_name, "email": signup.email,
               "subscription_plan": signup.plan, "referral_code": signup.referral_code,
-              "status": "provisioning", "status_reason": None}
+              "status": "provisioning", "status_reason": None, "db_server": choose_server(dbs)}
     with Session(dbs.master_engine) as session:
         row = TenantMaster(subdomain=signup.subdomain, **values)
         session.add(row)
         try:
             session.commit()
-            return row.id
+            return row.id, row.db_server
         except IntegrityError:
             session.rollback()
         failed = session.scalar(sa.select(TenantMaster).where(
@@ -128,7 +130,7 @@ def _record(dbs: Databases, signup: SignUp) -> int:
             setattr(failed, name, value)
         failed.db_name = failed.db_connection_encrypted = None
         session.commit()
-        return failed.id
+        return failed.id, failed.db_server
 
 
 def pause_if_asked(step: str) -> None:
@@ -149,23 +151,23 @@ def provision_tenant(dbs: Databases, signup: SignUp,
     _check_references(dbs, signup)
     try:
         with dbs.backend.lock(_subdomain_lock(dbs, signup.subdomain), timeout=0):
-            tenant_id = _record(dbs, signup)
-            return _provision(dbs, signup, tenant_id, on_step)
+            tenant_id, server = _record(dbs, signup)
+            return _provision(dbs, signup, tenant_id, dbs.backend_of(server), on_step)
     except LockTimeout:
         raise TenantConflict(
             f"a sign-up for subdomain {signup.subdomain!r} is already under way") from None
 
 
-def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
+def _provision(dbs: Databases, signup: SignUp, tenant_id: int, backend: Backend,
                on_step: Callable[[str], None]) -> Provisioned:
-    settings, backend = dbs.settings, dbs.backend
+    settings = dbs.settings
     made: dict[str, str] = {}
     password = signup.admin_password or secrets.token_urlsafe(12)
     db_user = db_password = None
     step = STEPS[0]
     try:
         on_step(step)
-        db_name = pool.claim(dbs, tenant_id) if settings.tenant_pool_size else None
+        db_name = pool.claim(dbs, tenant_id, backend) if settings.tenant_pool_size else None
         if db_name is None:
             db_name = database_name(settings.tenant_db_prefix, signup.subdomain,
                                     int(time.time() * 1000))
@@ -199,11 +201,7 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
 
         step = "store_connection"
         on_step(step)
-        info = {"server": "default", "database": db_name}
-        if backend.name == "mysql":
-            info.update(host=settings.db_host, port=settings.db_port)
-        if db_user:
-            info.update(user=db_user, password=db_password)
+        info = connection_info(backend, db_name, db_user, db_password)
         _update(dbs, tenant_id, db_connection_encrypted=dbs.cipher.encrypt(info))
 
         step = "activate"
@@ -214,12 +212,23 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
         # (connection info, passwords) stay out of a reason admins can read.
         cause = exc.orig if isinstance(exc, sa.exc.StatementError) and exc.orig else exc
         reason = f"{type(cause).__name__}: {cause}"[:500]
-        _compensate(dbs, tenant_id, made, f"{step}: {reason}")
+        _compensate(dbs, backend, tenant_id, made, f"{step}: {reason}")
         raise ProvisioningError(tenant_id, step, reason) from exc
     if settings.tenant_pool_size:
         pool.refill_in_background(dbs)
     generated = None if signup.admin_password else password
     return Provisioned(tenant=tenant, admin_email=signup.email, generated_password=generated)
+
+
+def connection_info(backend: Backend, database: str, user: str | None,
+                    password: str | None) -> dict:
+    """What a tenant's row keeps, encrypted, of where its database is and whom to connect as."""
+    info = {"server": backend.server, "database": database}
+    if backend.name == "mysql":
+        info.update(host=backend.host, port=backend.port)
+    if user:
+        info.update(user=user, password=password)
+    return info
 
 
 def _update(dbs: Databases, tenant_id: int, **values) -> TenantMaster:
@@ -232,36 +241,40 @@ def _update(dbs: Databases, tenant_id: int, **values) -> TenantMaster:
         return row
 
 
-def _compensate(dbs: Databases, tenant_id: int, made: dict[str, str], reason: str) -> None:
+def _compensate(dbs: Databases, backend: Backend, tenant_id: int, made: dict[str, str],
+                reason: str) -> None:
     """Drop what a failed attempt made and mark the tenant failed; never raises."""
     try:
         if "user" in made:
-            dbs.backend.drop_user(made["user"])
+            backend.drop_user(made["user"])
         if "database" in made:
-            drop_tenant_database(dbs, made["database"])
+            drop_tenant_database(dbs, made["database"], backend.server)
         _update(dbs, tenant_id, status="failed", status_reason=reason)
     except Exception:  # the row stays in provisioning: `finvera tenants repair` finishes this
         log.exception("compensation of tenant %s failed; run finvera tenants repair", tenant_id)
 
 
-def drop_tenant_database(dbs: Databases, name: str) -> bool:
-    """Drop a tenant database, refusing one that an active or suspended tenant points to."""
+def drop_tenant_database(dbs: Databases, name: str, server: str = DEFAULT_SERVER) -> bool:
+    """Drop a tenant database on ``server``, refusing one that a live tenant (or one being
+    moved) has there."""
     if not name.startswith(dbs.settings.tenant_db_prefix):
         raise BackendError(f"{name} is not a tenant database")
     with Session(dbs.master_engine) as session:
         owner = session.scalar(sa.select(TenantMaster.subdomain).where(
-            TenantMaster.db_name == name, TenantMaster.status.in_(LIVE_STATUSES)))
+            TenantMaster.db_name == name, TenantMaster.db_server == server,
+            TenantMaster.status.in_(HELD_STATUSES)))
     if owner:
         raise BackendError(f"{name} belongs to live tenant {owner!r}: not dropped")
-    return dbs.backend.drop_database(name)
+    return dbs.backend_of(server).drop_database(name)
 
 
 def _clean_leftovers(dbs: Databases, tenant: TenantMaster) -> list[str]:
-    """Drop whatever a tenant that is not live may still have: its database and DB user."""
-    dropped = []
-    if dbs.backend.name == "mysql" and dbs.backend.drop_user(tenant_db_user(dbs, tenant.id)):
+    """Drop whatever a tenant that is not live may still have on its server: its database and
+    DB user."""
+    dropped, backend = [], dbs.backend_of(tenant.db_server)
+    if backend.name == "mysql" and backend.drop_user(tenant_db_user(dbs, tenant.id)):
         dropped.append(tenant_db_user(dbs, tenant.id))
-    if tenant.db_name and drop_tenant_database(dbs, tenant.db_name):
+    if tenant.db_name and drop_tenant_database(dbs, tenant.db_name, tenant.db_server):
         dropped.append(tenant.db_name)
     return dropped
 

@@ -9,6 +9,9 @@ from api.models.master import TenantMaster
 from api.tenancy.databases import Databases
 
 LIVE_STATUSES = ("active", "suspended")
+# Tenants whose database must not be dropped: live ones, and those being moved (whose row
+# still names the old server until the switch).
+HELD_STATUSES = (*LIVE_STATUSES, "moving")
 
 
 def live_tenants(dbs: Databases, subdomains: list[str] | None = None) -> list[TenantMaster]:
