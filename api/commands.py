@@ -192,11 +192,12 @@ def repair_tenants_command(subdomains, everything, drop_orphans):
                    + "; status failed, the same sign-up can be retried")
     for subdomain in report.in_progress:
         click.echo(f"skipped {subdomain}: its sign-up is still running")
-    for name in report.orphan_databases:
-        click.echo(f"orphan database {name}" + (" dropped" if name in report.dropped else ""))
-    for name in report.dropped:
-        if name not in report.orphan_databases:
-            click.echo(f"dropped DB user {name}")
+    for orphan in report.orphan_databases:
+        click.echo(f"orphan database {orphan.name} on {orphan.server}"
+                   + (" dropped" if orphan in report.dropped else ""))
+    for user in report.dropped:
+        if user not in report.orphan_databases:
+            click.echo(f"dropped DB user {user.name} on {user.server}")
     if not (report.cleaned or report.in_progress or report.orphan_databases or report.dropped):
         click.echo("nothing to repair")
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -33,7 +34,7 @@ from api.tenancy.backends import DEFAULT_SERVER, Backend, BackendError, LockTime
 from api.tenancy.databases import Databases
 from api.tenancy.migrations import Tier, apply_pending
 from api.tenancy.placement import choose_server
-from api.tenancy.registry import HELD_STATUSES, LIVE_STATUSES
+from api.tenancy.registry import HELD_STATUSES
 from api.tenancy.subdomains import database_name
 
 log = logging.getLogger(__name__)
@@ -279,33 +280,46 @@ def _clean_leftovers(dbs: Databases, tenant: TenantMaster) -> list[str]:
     return dropped
 
 
+class Located(NamedTuple):
+    """A database or DB user on a server."""
+
+    server: str
+    name: str
+
+
 @dataclass
 class RepairReport:
     cleaned: dict[str, list[str]] = field(default_factory=dict)  # subdomain -> what was dropped
     in_progress: list[str] = field(default_factory=list)
-    orphan_databases: list[str] = field(default_factory=list)
-    dropped: list[str] = field(default_factory=list)
+    orphan_databases: list[Located] = field(default_factory=list)
+    dropped: list[Located] = field(default_factory=list)  # orphan databases and DB users
 
 
 def repair(dbs: Databases, subdomains: list[str] | None = None,
            drop_orphans: bool = False) -> RepairReport:
-    """Clean tenants left in provisioning or failed; list (or drop) orphan databases.
+    """Clean tenants left in provisioning or failed; list (or drop) orphan databases on every
+    server.
 
     A tenant whose sign-up is still running (its subdomain lock is held) is left alone. Orphans
     are only looked for when no subdomain is named.
     """
     report = RepairReport()
-    existing = dbs.backend.list_databases(dbs.settings.tenant_db_prefix)  # before the rows
+    prefix = dbs.settings.tenant_db_prefix
+    existing = [Located(server, name) for server, backend in dbs.servers.items()
+                for name in backend.list_databases(prefix)]  # before the rows are read
     with Session(dbs.master_engine) as session:
         query = sa.select(TenantMaster).where(
             TenantMaster.status.in_(("provisioning", "failed")))
         if subdomains is not None:
             query = query.where(TenantMaster.subdomain.in_(subdomains))
         stuck = session.scalars(query).all()
+        cleaned: set[Located] = set()
         for tenant in stuck:
             try:
                 with dbs.backend.lock(_subdomain_lock(dbs, tenant.subdomain), timeout=0):
                     report.cleaned[tenant.subdomain] = _clean_leftovers(dbs, tenant)
+                    cleaned.update(Located(tenant.db_server, name)
+                                   for name in report.cleaned[tenant.subdomain])
                     if tenant.status == "provisioning":
                         tenant.status = "failed"
                         tenant.status_reason = "interrupted while provisioning; cleaned by repair"
@@ -314,19 +328,21 @@ def repair(dbs: Databases, subdomains: list[str] | None = None,
                 report.in_progress.append(tenant.subdomain)
         if subdomains is not None:
             return report
-        owned = set(session.scalars(sa.select(TenantMaster.db_name).where(
-            TenantMaster.db_name.is_not(None),
-            TenantMaster.status.in_((*LIVE_STATUSES, "provisioning")))))
-        cleaned = {name for dropped in report.cleaned.values() for name in dropped}
-        report.orphan_databases = [name for name in existing if name not in owned | cleaned
-                                   and not name.startswith(pool.pool_prefix(dbs))]
+        owned = {Located(server, name) for server, name in session.execute(
+            sa.select(TenantMaster.db_server, TenantMaster.db_name).where(
+                TenantMaster.db_name.is_not(None),
+                TenantMaster.status.in_((*HELD_STATUSES, "provisioning"))))}
+        report.orphan_databases = [
+            located for located in existing if located not in owned | cleaned
+            and not located.name.startswith(pool.pool_prefix(dbs))]
         if drop_orphans:
-            for name in report.orphan_databases:
-                if drop_tenant_database(dbs, name):
-                    report.dropped.append(name)
-            if dbs.backend.name == "mysql":
-                gone = session.scalars(sa.select(TenantMaster.id).where(
-                    TenantMaster.status.in_(("failed", "deleted"))))
-                report.dropped += [tenant_db_user(dbs, tenant_id) for tenant_id in gone
-                                   if dbs.backend.drop_user(tenant_db_user(dbs, tenant_id))]
+            report.dropped += [located for located in report.orphan_databases
+                               if drop_tenant_database(dbs, located.name, located.server)]
+            gone = list(session.scalars(sa.select(TenantMaster.id).where(
+                TenantMaster.status.in_(("failed", "deleted")))))
+            for server, backend in dbs.servers.items():
+                if backend.name == "mysql":
+                    report.dropped += [
+                        Located(server, tenant_db_user(dbs, tenant_id)) for tenant_id in gone
+                        if backend.drop_user(tenant_db_user(dbs, tenant_id))]
     return report

@@ -14,6 +14,7 @@ from api import create_app
 from api.config import load_settings
 from api.models.master import TenantMaster
 from api.models.tenant import AccountGroup, User
+from api.tenancy.backups import read_manifest
 from api.tenancy.connections import PoolExhausted
 from api.tenancy.placement import choose_server, tenants_per_server
 from api.tenancy.provisioning import SignUp, provision_tenant
@@ -194,3 +195,22 @@ def test_the_database_report_is_per_server(servers_app, servers_environment):
         refused = app.test_client().get("/api/ledgers", headers=signed_up[1][1])
         assert (refused.status_code, refused.json["error"]["code"]) == (
             503, "database_unavailable")
+
+
+def test_a_tenant_on_the_second_server_is_backed_up_then_dropped_there(servers_app, tmp_path):
+    dbs = servers_app.extensions["finvera"]
+    sign_up(servers_app, "first")
+    tenant, headers = sign_up(servers_app, "second")
+    assert tenant.db_server == SECOND
+    client, admin = servers_app.test_client(), make_admin_headers(servers_app)["admin"]
+    details = client.get(f"/api/admin/tenants/{tenant.id}", headers=admin).json["data"]["tenant"]
+    size = dbs.servers[SECOND].database_size(tenant.db_name)
+    assert (details["db_server"], float(details["size_mb"])) == (SECOND, round(size / 2**20, 2))
+
+    deleted = client.delete(f"/api/admin/tenants/{tenant.id}", headers=admin,
+                            json={"confirm": "second"})
+    assert deleted.status_code == 200, deleted.json
+    backup = deleted.json["data"]["backup"]["file"]
+    assert read_manifest(backup).database == tenant.db_name
+    assert databases_on(dbs, SECOND) == []
+    assert client.get("/api/ledgers", headers=headers).status_code == 404
