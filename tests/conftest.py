@@ -105,7 +105,7 @@ def initialized_app(environment: dict[str, str]):
 @pytest.fixture
 def servers_environment(mysql_server, second_mariadb, tmp_path) -> dict[str, str]:
     """The environment of an app whose tenants may go to ``default`` or ``tenants-2``."""
-    return two_server_environment(mysql_server, second_mariadb,
+    return two_server_environment(mysql_server, second_mariadb, TENANT_CACHE_TTL_SECONDS="1",
                                   FINVERA_BACKUP_DIR=str(tmp_path / "backups"))
 
 

@@ -219,9 +219,4 @@ def delete_tenant(path: IdPath, body: DeleteBody):
 
 def _forget(tenant_id: int) -> None:
     """Make this process see a tenant's change at once: cache entry and connections go."""
-    dbs = databases()
-    dbs.directory.forget(tenant_id)
-    dbs.connections.evict(tenant_id)
-    tenant = master_session().get(TenantMaster, tenant_id)
-    if tenant.db_name:
-        dbs.storage.forget(tenant.db_name)
+    databases().forget_tenant(tenant_id, master_session().get(TenantMaster, tenant_id).db_name)

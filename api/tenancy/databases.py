@@ -35,6 +35,14 @@ class Databases:
         """The backend of the server a tenant's row names; UnknownServer if none is set up."""
         return server_backend(self.servers, server)
 
+    def forget_tenant(self, tenant_id: int, database: str | None) -> None:
+        """Make this process see a tenant's change at once (suspended, deleted, moved): its
+        cached lookup, connections and measured size go."""
+        self.directory.forget(tenant_id)
+        self.connections.evict(tenant_id)
+        if database:
+            self.storage.forget(database)
+
     def initialize(self) -> dict[str, list[str]]:
         """Create and migrate master, then main (the seed's start-up flow); idempotent."""
         return migrations.initialize(

@@ -1,11 +1,10 @@
-"""Creating a tenant, the seed's way, and cleaning up after one that did not finish.
+"""Creating a tenant, the seed's way.
 
 ``provision_tenant`` runs the steps in order; a failure at any step drops what this attempt
 made (database, DB user) and marks the tenant failed with the reason. A process killed
-half-way leaves a row in ``provisioning``: ``repair`` cleans it, and also finds (and with
-``drop_orphans`` drops) tenant databases that no tenant owns. A named lock per subdomain is held
-for the whole of a sign-up, so concurrent sign-ups of one subdomain cannot both proceed, and
-repair can tell a live sign-up (lock held) from a dead one.
+half-way leaves a row in ``provisioning``, which ``api.tenancy.repair`` cleans. A named lock per
+subdomain is held for the whole of a sign-up, so concurrent sign-ups of one subdomain cannot
+both proceed, and repair can tell a live sign-up (lock held) from a dead one.
 """
 
 from __future__ import annotations
@@ -17,9 +16,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -88,7 +86,8 @@ def tenant_db_user(dbs: Databases, tenant_id: int) -> str:
     return f"{dbs.settings.tenant_db_prefix}u{tenant_id}"
 
 
-def _subdomain_lock(dbs: Databases, subdomain: str) -> str:
+def subdomain_lock(dbs: Databases, subdomain: str) -> str:
+    """The named lock a sign-up, a move and repair of one subdomain each hold while at work."""
     return f"{dbs.settings.tenant_db_prefix}s_{subdomain.replace('-', '_')}"
 
 
@@ -126,7 +125,7 @@ def _record(dbs: Databases, signup: SignUp) -> tuple[int, str]:
             TenantMaster.subdomain == signup.subdomain, TenantMaster.status == "failed"))
         if failed is None:
             raise TenantConflict(f"subdomain {signup.subdomain!r} is taken")
-        _clean_leftovers(dbs, failed)
+        clean_leftovers(dbs, failed)
         for name, value in values.items():
             setattr(failed, name, value)
         failed.db_name = failed.db_connection_encrypted = None
@@ -151,7 +150,7 @@ def provision_tenant(dbs: Databases, signup: SignUp,
     """
     _check_references(dbs, signup)
     try:
-        with dbs.backend.lock(_subdomain_lock(dbs, signup.subdomain), timeout=0):
+        with dbs.backend.lock(subdomain_lock(dbs, signup.subdomain), timeout=0):
             tenant_id, server = _record(dbs, signup)
             return _provision(dbs, signup, tenant_id, dbs.backend_of(server), on_step)
     except LockTimeout:
@@ -269,7 +268,7 @@ def drop_tenant_database(dbs: Databases, name: str, server: str = DEFAULT_SERVER
     return dbs.backend_of(server).drop_database(name)
 
 
-def _clean_leftovers(dbs: Databases, tenant: TenantMaster) -> list[str]:
+def clean_leftovers(dbs: Databases, tenant: TenantMaster) -> list[str]:
     """Drop whatever a tenant that is not live may still have on its server: its database and
     DB user."""
     dropped, backend = [], dbs.backend_of(tenant.db_server)
@@ -278,71 +277,3 @@ def _clean_leftovers(dbs: Databases, tenant: TenantMaster) -> list[str]:
     if tenant.db_name and drop_tenant_database(dbs, tenant.db_name, tenant.db_server):
         dropped.append(tenant.db_name)
     return dropped
-
-
-class Located(NamedTuple):
-    """A database or DB user on a server."""
-
-    server: str
-    name: str
-
-
-@dataclass
-class RepairReport:
-    cleaned: dict[str, list[str]] = field(default_factory=dict)  # subdomain -> what was dropped
-    in_progress: list[str] = field(default_factory=list)
-    orphan_databases: list[Located] = field(default_factory=list)
-    dropped: list[Located] = field(default_factory=list)  # orphan databases and DB users
-
-
-def repair(dbs: Databases, subdomains: list[str] | None = None,
-           drop_orphans: bool = False) -> RepairReport:
-    """Clean tenants left in provisioning or failed; list (or drop) orphan databases on every
-    server.
-
-    A tenant whose sign-up is still running (its subdomain lock is held) is left alone. Orphans
-    are only looked for when no subdomain is named.
-    """
-    report = RepairReport()
-    prefix = dbs.settings.tenant_db_prefix
-    existing = [Located(server, name) for server, backend in dbs.servers.items()
-                for name in backend.list_databases(prefix)]  # before the rows are read
-    with Session(dbs.master_engine) as session:
-        query = sa.select(TenantMaster).where(
-            TenantMaster.status.in_(("provisioning", "failed")))
-        if subdomains is not None:
-            query = query.where(TenantMaster.subdomain.in_(subdomains))
-        stuck = session.scalars(query).all()
-        cleaned: set[Located] = set()
-        for tenant in stuck:
-            try:
-                with dbs.backend.lock(_subdomain_lock(dbs, tenant.subdomain), timeout=0):
-                    report.cleaned[tenant.subdomain] = _clean_leftovers(dbs, tenant)
-                    cleaned.update(Located(tenant.db_server, name)
-                                   for name in report.cleaned[tenant.subdomain])
-                    if tenant.status == "provisioning":
-                        tenant.status = "failed"
-                        tenant.status_reason = "interrupted while provisioning; cleaned by repair"
-                    session.commit()
-            except LockTimeout:
-                report.in_progress.append(tenant.subdomain)
-        if subdomains is not None:
-            return report
-        owned = {Located(server, name) for server, name in session.execute(
-            sa.select(TenantMaster.db_server, TenantMaster.db_name).where(
-                TenantMaster.db_name.is_not(None),
-                TenantMaster.status.in_((*HELD_STATUSES, "provisioning"))))}
-        report.orphan_databases = [
-            located for located in existing if located not in owned | cleaned
-            and not located.name.startswith(pool.pool_prefix(dbs))]
-        if drop_orphans:
-            report.dropped += [located for located in report.orphan_databases
-                               if drop_tenant_database(dbs, located.name, located.server)]
-            gone = list(session.scalars(sa.select(TenantMaster.id).where(
-                TenantMaster.status.in_(("failed", "deleted")))))
-            for server, backend in dbs.servers.items():
-                if backend.name == "mysql":
-                    report.dropped += [
-                        Located(server, tenant_db_user(dbs, tenant_id)) for tenant_id in gone
-                        if backend.drop_user(tenant_db_user(dbs, tenant_id))]
-    return report

@@ -10,7 +10,8 @@ from api import create_app
 from api.config import load_settings
 from api.tenancy.migrations import Tier, pending_ids
 from api.tenancy.pool import fill, pool_prefix, pooled
-from api.tenancy.provisioning import SignUp, provision_tenant, repair
+from api.tenancy.provisioning import SignUp, provision_tenant
+from api.tenancy.repair import repair
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from api.tenancy.provisioning import (
     TenantConflict,
     drop_tenant_database,
     provision_tenant,
-    repair,
     tenant_db_user,
 )
+from api.tenancy.repair import repair
 
 
 class Crash(BaseException):
