@@ -102,6 +102,16 @@ def initialized_app(environment: dict[str, str]):
         drop_made_on_every_server(settings)
 
 
+@contextlib.contextmanager
+def same_databases(environment: dict[str, str]):
+    """A second app (other settings) on the databases of one that exists; it drops nothing."""
+    app = create_app(load_settings(environment))
+    try:
+        yield app
+    finally:
+        app.extensions["finvera"].dispose()
+
+
 @pytest.fixture
 def servers_environment(mysql_server, second_mariadb, tmp_path) -> dict[str, str]:
     """The environment of an app whose tenants may go to ``default`` or ``tenants-2``."""

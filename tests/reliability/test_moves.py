@@ -6,7 +6,10 @@ The second server is a throwaway mariadbd beside the test MariaDB. Every move ru
 ``finvera tenants move --keep-source`` in a process of its own, so the old copies stay to be
 checked: each must hold nothing the final copy lacks. A second tenant on the other server takes
 writes throughout and must never see a 503. The default run moves twice under 3 writers per
-tenant; ``-m reliability`` moves 6 times under 6 (FINVERA_RELIABILITY_SCALE multiplies both).
+tenant; ``-m reliability`` moves 6 times under 6 (FINVERA_RELIABILITY_SCALE multiplies both),
+and also kills ``finvera tenants move`` with SIGKILL at each of its steps, one after another,
+each followed by ``finvera tenants repair`` (the default suite does one step, in
+tests/tenancy/test_moves.py, and every step in-process).
 """
 
 from __future__ import annotations
@@ -22,8 +25,18 @@ import pytest
 import sqlalchemy as sa
 
 from api.models.tenant import Ledger, Voucher
+from api.tenancy.moves import STEPS, table_checksums
+from api.tenancy.provisioning import PAUSE_VARIABLE
 from tests.conftest import SECOND, two_server_environment
-from tests.reliability.conftest import Server, build_platform, figures, run_cli, scaled
+from tests.reliability.conftest import (
+    LineWatcher,
+    Server,
+    build_platform,
+    figures,
+    run_cli,
+    scaled,
+    start_cli,
+)
 
 pytestmark = pytest.mark.mysql
 RETRY_PAUSE = 0.05  # writers retry a 503 tenant_moving this soon (not Retry-After: a test)
@@ -220,3 +233,40 @@ def test_a_tenant_moved_back_and_forth_under_writes_loses_nothing(two_servers, t
 def test_many_moves_under_many_writers_lose_nothing(two_servers, tmp_path):
     platform, env = two_servers
     moves_under_writes(platform, env, tmp_path, moves=scaled(6, 2), writers=scaled(6))
+
+
+@pytest.mark.reliability
+def test_kill_9_at_every_step_of_a_move_then_repair(two_servers):
+    platform, env = two_servers
+    tenant = platform.add_tenant("mover", ledgers=20)
+    server, started, outcomes = "default", time.monotonic(), {}
+    for step in STEPS:
+        before = table_checksums(platform.dbs.servers[server], tenant.db_name)
+        target = SECOND if server == "default" else "default"
+        mover = start_cli({**env, PAUSE_VARIABLE: step}, "tenants", "move", "mover", "--to",
+                          target)
+        errors = LineWatcher(mover.stderr)
+        errors.start()
+        try:
+            assert errors.wait_for(f"paused before {step}", 60), errors.text
+        finally:
+            mover.kill()  # SIGKILL, to this child's pid
+            mover.wait(30)
+        repaired = run_cli(env, "tenants", "repair", "mover")
+        assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+        if step == "drop_source":  # killed after the switch: the move stands
+            server = target
+        outcomes[step] = repaired.stdout.strip() or "nothing to repair"
+        platform.dbs.forget_tenant(tenant.id, tenant.db_name)
+        row = platform.dbs.directory.find("mover")
+        assert (row.db_server, row.status) == (server, "active"), step
+        assert table_checksums(platform.dbs.servers[server], tenant.db_name) == before, step
+    leftovers = run_cli(env, "tenants", "repair", "--all", "--drop-orphans")
+    assert leftovers.returncode == 0, leftovers.stderr
+    figures("kill -9 at every step of a move", steps=len(STEPS),
+            undone=sum("undid" in text for text in outcomes.values()),
+            left_after_the_switch=leftovers.stdout.count("orphan database"),
+            seconds=round(time.monotonic() - started, 1))
+    assert sum("undid the interrupted move" in text for text in outcomes.values()) == \
+        len(STEPS) - 2  # not before the mark (nothing done), nor after the switch
+    assert leftovers.stdout.count("dropped") == 1  # the quarantine the last kill left

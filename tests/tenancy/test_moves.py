@@ -25,7 +25,7 @@ from api.tenancy.provisioning import PAUSE_VARIABLE, SignUp, provision_tenant
 from api.tenancy.repair import repair
 from api.tenancy.subdomains import quarantine_name
 from api.tenancy.tokens import TENANT, Claims
-from tests.conftest import SECOND, initialized_app
+from tests.conftest import SECOND, initialized_app, same_databases
 from tests.reliability.conftest import subprocess_environment
 
 pytestmark = pytest.mark.mysql
@@ -236,8 +236,6 @@ def test_a_transaction_that_holds_the_tables_too_long_fails_the_move_not_the_wri
 
 def test_a_stale_route_in_another_process_cannot_write_to_the_old_copy(acme, servers_app,
                                                                        servers_environment):
-    from tests.tenancy.test_servers import same_databases
-
     with same_databases({**servers_environment, "TENANT_CACHE_TTL_SECONDS": "3600"}) as stale:
         client = stale.test_client()
         assert acme.post_voucher(client).status_code == 201  # it now trusts its lookup
@@ -249,8 +247,6 @@ def test_a_stale_route_in_another_process_cannot_write_to_the_old_copy(acme, ser
 
 
 def test_requests_during_a_move_get_503_tenant_moving(acme, servers_environment):
-    from tests.tenancy.test_servers import same_databases
-
     paused, resume = threading.Event(), threading.Event()
 
     def pause(step):
@@ -343,8 +339,6 @@ def test_moves_that_cannot_be_are_refused_and_change_nothing(acme, servers_envir
     acme.dbs.servers[SECOND].drop_database(acme.db_name)
     assert_served_whole_from(acme, "default", before)
     assert runner.invoke(args=["tenants", "move", "acme"]).exit_code == 2  # --to is required
-
-    from tests.tenancy.test_servers import same_databases
 
     with same_databases({**servers_environment, "TENANT_DB_SERVERS_CLOSED": SECOND}) as closed:
         result = closed.test_cli_runner().invoke(args=["tenants", "move", "acme", "--to",

@@ -4,14 +4,10 @@ per-process connection bound across servers, and the per-server report.
 The second server is a throwaway mariadbd (tests/throwaway_mariadb.py) beside the test server.
 """
 
-import contextlib
-
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from api import create_app
-from api.config import load_settings
 from api.models.master import TenantMaster
 from api.models.tenant import AccountGroup, User
 from api.tenancy.backups import read_manifest
@@ -19,7 +15,7 @@ from api.tenancy.connections import PoolExhausted
 from api.tenancy.placement import choose_server, tenants_per_server
 from api.tenancy.provisioning import SignUp, provision_tenant
 from api.tenancy.tokens import TENANT, Claims
-from tests.conftest import SECOND, initialized_app, make_admin_headers
+from tests.conftest import SECOND, initialized_app, make_admin_headers, same_databases
 
 pytestmark = pytest.mark.mysql
 
@@ -34,16 +30,6 @@ def sign_up(app, subdomain: str):
     token = app.extensions["finvera_tokens"].issue(Claims(
         scope=TENANT, user_id=admin_id, tenant_id=tenant.id, tenant_db=tenant.db_name))
     return tenant, {"Authorization": f"Bearer {token}", "X-Tenant-ID": subdomain}
-
-
-@contextlib.contextmanager
-def same_databases(environment: dict[str, str]):
-    """A second app (other settings) on the databases of one that exists; it drops nothing."""
-    app = create_app(load_settings(environment))
-    try:
-        yield app
-    finally:
-        app.extensions["finvera"].dispose()
 
 
 def ledger(app, subdomain: str, name: str) -> dict:
