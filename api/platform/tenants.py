@@ -61,6 +61,7 @@ def tenant_json(tenant: TenantMaster) -> dict:
             "email": tenant.email, "phone": tenant.phone, "gstin": tenant.gstin,
             "status": tenant.status, "status_reason": tenant.status_reason,
             "db_name": tenant.db_name, "db_server": tenant.db_server,
+            "moving_to": tenant.moving_to,
             "plan": tenant.subscription_plan, "referral_code": tenant.referral_code,
             "storage_limit_mb": tenant.storage_limit_mb,
             "created_at": tenant.created_at.isoformat() if tenant.created_at else None,
@@ -97,7 +98,8 @@ def create_tenant(body: TenantCreate):
 
 
 class TenantQuery(PageQuery):
-    status: Literal["provisioning", "active", "suspended", "failed", "deleted"] | None = None
+    status: Literal["provisioning", "active", "suspended", "moving", "failed",
+                    "deleted"] | None = None
     plan: str | None = Field(None, max_length=32)
     search: str | None = Field(None, max_length=100)
 
