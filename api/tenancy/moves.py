@@ -103,16 +103,16 @@ def tables_of(backend: Backend, database: str) -> list[str]:
             "ORDER BY TABLE_NAME"), {"database": checked_identifier(database)}).scalars())
 
 
-def rename_tables(backend: Backend, tables: list[str], source: str, target: str,
-                  lock_wait: int = MOVE_LOCK_WAIT_SECONDS) -> None:
+def rename_tables(backend: Backend, tables: list[str], source: str, target: str) -> None:
     """Move every table of ``tables`` from database ``source`` to ``target`` in one atomic
-    RENAME TABLE, waiting at most ``lock_wait`` seconds for the transactions that use them.
+    RENAME TABLE, waiting at most MOVE_LOCK_WAIT_SECONDS for the transactions that use them.
     Foreign keys between the tables move with them."""
     source, target = checked_identifier(source), checked_identifier(target)
     pairs = ", ".join(f"`{source}`.`{table}` TO `{target}`.`{table}`"
                       for table in (checked_identifier(t, "table name") for t in tables))
     with _on_server(backend) as connection:
-        connection.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(lock_wait)}")
+        connection.exec_driver_sql(
+            f"SET SESSION lock_wait_timeout = {int(MOVE_LOCK_WAIT_SECONDS)}")
         connection.exec_driver_sql(f"RENAME TABLE {pairs}")
 
 
