@@ -11,7 +11,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from api.db import databases
-from api.tenancy.backends import BackendError
+from api.tenancy.backends import DEFAULT_SERVER, BackendError
 from api.tenancy.backups import BackupError, backup_database, read_manifest, restore_database
 from api.tenancy.migrations import Tier
 from api.tenancy.registry import live_tenants
@@ -40,16 +40,19 @@ def _one_line_errors(action: str) -> Iterator[None]:
 def backup_command(tier: str, subdomain: str | None, out_dir: Path) -> None:
     """Back up databases: one compressed file per database, each with a manifest beside it."""
     dbs = databases()
-    jobs = [(each_tier, name, None) for each_tier, (name, _engine) in dbs.tiers().items()
+    jobs = [(each_tier, DEFAULT_SERVER, name, None)
+            for each_tier, (name, _engine) in dbs.tiers().items()
             if tier in ("all", each_tier) and not subdomain]
     if tier in ("all", Tier.TENANT) or subdomain:
         tenants = live_tenants(dbs, [subdomain] if subdomain else None)
         if subdomain and not tenants:
             raise click.ClickException(f"no active or suspended tenant {subdomain!r}")
-        jobs += [(Tier.TENANT, tenant.db_name, tenant.subdomain) for tenant in tenants]
-    for each_tier, name, tenant in jobs:
+        jobs += [(Tier.TENANT, tenant.db_server, tenant.db_name, tenant.subdomain)
+                 for tenant in tenants]
+    for each_tier, server, name, tenant in jobs:
         with _one_line_errors(f"backup of {name}"):
-            path = backup_database(dbs.backend, name, out_dir, tier=each_tier, tenant=tenant)
+            path = backup_database(dbs.backend_of(server), name, out_dir, tier=each_tier,
+                                   tenant=tenant)
             counts = read_manifest(path).row_counts
         click.echo(f"{each_tier} ({tenant or name}): {path} "
                    f"({len(counts)} tables, {sum(counts.values())} rows)")
@@ -65,9 +68,13 @@ def backup_command(tier: str, subdomain: str | None, out_dir: Path) -> None:
               help="Drop the target database first if it exists (otherwise refused); with "
                    "--as-tenant, switch a live tenant to the restored database, keeping its "
                    "current one.")
+@click.option("--server", default=None,
+              help="The tenant database server to restore a tenant backup onto (default: "
+                   "the default server; with --as-tenant, the tenant's own server when it is "
+                   "live, else the one placement picks).")
 @with_appcontext
 def restore_command(file: Path, target: str | None, subdomain: str | None,
-                    replace: bool) -> None:
+                    replace: bool, server: str | None) -> None:
     """Restore a backup into a new database, checked against its manifest."""
     dbs = databases()
     if subdomain:
@@ -75,9 +82,10 @@ def restore_command(file: Path, target: str | None, subdomain: str | None,
             raise click.UsageError("--as-tenant names its own new database: leave out "
                                    "--as-database")
         with _one_line_errors(f"restore of {file.name}"):
-            report = restore_as_tenant(dbs, file, subdomain, replace=replace)
+            report = restore_as_tenant(dbs, file, subdomain, replace=replace, server=server)
         _echo_tenant_restore(report)
         return
+    server = server or DEFAULT_SERVER
     with _one_line_errors(f"restore of {file.name}"):
         manifest = read_manifest(file)
         target = target or manifest.database
@@ -85,9 +93,13 @@ def restore_command(file: Path, target: str | None, subdomain: str | None,
             if target == name and tier != manifest.tier:
                 raise BackupError(f"{target} is the {tier} database; {file.name} is a backup "
                                   f"of the {manifest.tier} tier")
-        report = restore_database(dbs.backend, file, target, replace=replace)
+        if server != DEFAULT_SERVER and manifest.tier != Tier.TENANT:
+            raise BackupError(f"{file.name} is a backup of the {manifest.tier} tier, which "
+                              f"lives on the {DEFAULT_SERVER} server only")
+        report = restore_database(dbs.backend_of(server), file, target, replace=replace)
     counts = report.manifest.row_counts
-    click.echo(f"restored {manifest.database} ({manifest.tier}) into {target}"
+    where = "" if server == DEFAULT_SERVER else f" on server {server}"
+    click.echo(f"restored {manifest.database} ({manifest.tier}) into {target}{where}"
                f"{' (replaced)' if report.replaced else ''}: {len(counts)} tables, "
                f"{sum(counts.values())} rows, as the manifest says")
 

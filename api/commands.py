@@ -18,21 +18,23 @@ from sqlalchemy.orm import Session
 from api.db import databases
 from api.metrics import MULTIPROCESS_VARIABLE
 from api.models.main import AdminRole, AdminUser
+from api.models.master import TenantMaster
 from api.platform.commissions import record_signup_referral
 from api.platform.tenants import TenantCreate
 from api.schemas import check_email
 from api.security import MIN_PASSWORD_LENGTH, hash_password
-from api.tenancy import pool
+from api.tenancy import moves, pool
 from api.tenancy.backends import BackendError
 from api.tenancy.provisioning import (
     ProvisioningError,
     SignUp,
     SignUpInvalid,
     TenantConflict,
+    pause_if_asked,
     provision_tenant,
-    repair,
 )
 from api.tenancy.registry import rotate_connection_keys
+from api.tenancy.repair import repair
 
 
 class GunicornServer(BaseApplication):
@@ -134,7 +136,7 @@ def create_admin_user(email: str, role: str, full_name: str | None) -> None:
 
 @click.group("tenants")
 def tenants_group() -> None:
-    """Create tenants and clean up after sign-ups that did not finish."""
+    """Create and move tenants, and clean up after sign-ups and moves that did not finish."""
 
 
 @tenants_group.command("create")
@@ -181,7 +183,8 @@ def create_tenant_command(company_name, subdomain, email, plan, referral_code, p
               help="Drop tenant databases and DB users that no live tenant owns.")
 @with_appcontext
 def repair_tenants_command(subdomains, everything, drop_orphans):
-    """Clean tenants left in provisioning or failed; list or drop orphans."""
+    """Clean tenants left in provisioning or failed, undo interrupted moves; list or drop
+    orphans."""
     if bool(subdomains) == everything:
         raise click.UsageError("name tenants by subdomain, or give --all")
     if drop_orphans and not everything:
@@ -190,15 +193,76 @@ def repair_tenants_command(subdomains, everything, drop_orphans):
     for subdomain, dropped in report.cleaned.items():
         click.echo(f"cleaned {subdomain}: " + (", ".join(dropped) or "nothing left to drop")
                    + "; status failed, the same sign-up can be retried")
+    for subdomain, done in report.moves_undone.items():
+        click.echo(f"{subdomain}: {done}")
     for subdomain in report.in_progress:
-        click.echo(f"skipped {subdomain}: its sign-up is still running")
-    for name in report.orphan_databases:
-        click.echo(f"orphan database {name}" + (" dropped" if name in report.dropped else ""))
-    for name in report.dropped:
-        if name not in report.orphan_databases:
-            click.echo(f"dropped DB user {name}")
-    if not (report.cleaned or report.in_progress or report.orphan_databases or report.dropped):
+        click.echo(f"skipped {subdomain}: its sign-up or move is still running")
+    for orphan in report.orphan_databases:
+        click.echo(f"orphan database {orphan.name} on {orphan.server}"
+                   + (" dropped" if orphan in report.dropped else ""))
+    for user in report.dropped:
+        if user not in report.orphan_databases:
+            click.echo(f"dropped DB user {user.name} on {user.server}")
+    if not (report.cleaned or report.moves_undone or report.in_progress or report.failed
+            or report.orphan_databases or report.dropped):
         click.echo("nothing to repair")
+    if report.failed:
+        raise click.ClickException("; ".join(f"{subdomain} not repaired: {why}"
+                                             for subdomain, why in report.failed.items()))
+
+
+MOVE_STEPS = {
+    "mark_moving": "marking {subdomain} moving (its requests get 503 tenant_moving)",
+    "wait_for_caches": "waiting {wait:.0f} s for other processes' cached lookups to expire",
+    "quarantine": "fencing the old copy off on {source}",
+    "copy": "copying {database} to {target}",
+    "verify": "checking rows and checksums, table by table",
+    "switch": "switching tenant_master to {target}",
+    "drop_source": "{dropping} the old copy on {source}",
+}
+
+
+@tenants_group.command("move")
+@click.argument("subdomain")
+@click.option("--to", "target", required=True, metavar="SERVER",
+              help="The tenant database server to move to (see TENANT_DB_SERVERS).")
+@click.option("--keep-source", is_flag=True,
+              help="Keep the old copy (renamed <prefix>_kept_<id>_<ms>) instead of dropping it.")
+@with_appcontext
+def move_tenant_command(subdomain: str, target: str, keep_source: bool) -> None:
+    """Move a tenant's database to another server: copy, verify, switch, drop the old copy.
+
+    Its requests get 503 with Retry-After meanwhile; a failure puts everything back.
+    """
+    dbs = databases()
+    facts = {"subdomain": subdomain, "target": target,
+             "wait": dbs.settings.tenant_cache_ttl_seconds + moves.CACHE_MARGIN_SECONDS,
+             "dropping": "keeping" if keep_source else "dropping"}
+
+    def announce(step: str) -> None:
+        if step == "mark_moving":  # the move has read the row and found nothing against it
+            with Session(dbs.master_engine) as session:
+                tenant = session.scalar(select(TenantMaster).where(
+                    TenantMaster.subdomain == subdomain))
+            facts.update(source=tenant.db_server, database=tenant.db_name)
+        click.echo(MOVE_STEPS[step].format(**facts))
+        pause_if_asked(step)
+
+    try:
+        moved = moves.move_tenant(dbs, subdomain, target, keep_source=keep_source,
+                                  on_step=announce)
+    except (moves.MoveError, BackendError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # a server that is down before anything changed
+        raise click.ClickException(f"move failed: {type(exc).__name__}: {exc}") from None
+    click.echo(f"moved {moved.subdomain} from {moved.source} to {moved.target}: "
+               f"{moved.tables} tables, {moved.rows} rows, checksums match")
+    if moved.kept:
+        click.echo(f"the old copy is kept as {moved.kept} on {moved.source}")
+    if moved.cleanup_error:
+        raise click.ClickException(
+            f"the move stands, but the old copy on {moved.source} could not be dropped "
+            f"({moved.cleanup_error}); `finvera tenants repair --all --drop-orphans` drops it")
 
 
 @tenants_group.group("pool")
@@ -211,21 +275,28 @@ def pool_group() -> None:
               help="How many ready databases to keep (default: TENANT_POOL_SIZE).")
 @with_appcontext
 def fill_pool_command(size: int | None) -> None:
-    """Create and migrate databases until the pool holds SIZE ready ones."""
+    """Create and migrate databases until the pool of every open server holds SIZE ready ones."""
     _initialize()
-    made = pool.fill(databases(), size)
-    click.echo(f"made {len(made)} ready databases; {len(pool.pooled(databases()))} in the pool")
+    dbs = databases()
+    made = pool.fill(dbs, size)
+    ready = sum(len(pool.pooled(dbs, server)) for server in dbs.settings.open_servers)
+    click.echo(f"made {len(made)} ready databases; {ready} in the pool")
 
 
 @pool_group.command("status")
 @with_appcontext
 def pool_status_command() -> None:
-    """How many ready databases wait for a sign-up."""
-    ready = pool.pooled(databases())
-    click.echo(f"{len(ready)} ready databases (TENANT_POOL_SIZE="
-               f"{databases().settings.tenant_pool_size})")
-    for name in ready:
-        click.echo(f"  {name}")
+    """How many ready databases wait for a sign-up, per server."""
+    dbs = databases()
+    ready = {server: pool.pooled(dbs, server) for server in dbs.settings.server_names}
+    click.echo(f"{sum(map(len, ready.values()))} ready databases (TENANT_POOL_SIZE="
+               f"{dbs.settings.tenant_pool_size} per open server)")
+    for server, names in ready.items():
+        if len(ready) > 1:
+            closed = " (closed)" if server in dbs.settings.closed_db_servers else ""
+            click.echo(f"server {server}{closed}: {len(names)}")
+        for name in names:
+            click.echo(f"  {name}")
 
 
 @click.command("rotate-key")

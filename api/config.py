@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from api.tenancy.backends import DEFAULT_SERVER
 from api.tenancy.crypto import KeyFormatError, derive_key, parse_keys
 
 # Database names and prefixes that end up in SQL: letters, digits and underscores only.
@@ -19,6 +21,9 @@ HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){LABEL}(\.{LABEL})*$")
 # A tenant database is <prefix><subdomain up to 30>_<13-digit unix ms>: 64 characters at most
 # leaves 20 for the prefix.
 TENANT_PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
+# A tenant database server's name, as tenant_master.db_server and infra's tenantServers spell it.
+SERVER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+SERVER_KEYS = ("host", "port", "user", "password")
 KEY_FILE = "encryption.key"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -26,6 +31,18 @@ FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 class ConfigError(Exception):
     """A configuration value that stops start-up; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class DbServer:
+    """A further MySQL/MariaDB server for tenant databases (TENANT_DB_SERVERS); the password
+    stays out of every repr."""
+
+    name: str
+    host: str
+    port: int
+    user: str
+    password: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -55,11 +72,23 @@ class Settings:
     db_connect_timeout_seconds: int = 3
     db_ssl: str = "preferred"
     db_query_timeout_seconds: int = 60
+    tenant_db_servers: tuple[DbServer, ...] = ()
+    closed_db_servers: frozenset[str] = frozenset()
 
     @property
     def backend_name(self) -> str:
         """``mysql`` when DB_HOST is set, else the embedded ``sqlite``."""
         return "mysql" if self.db_host else "sqlite"
+
+    @property
+    def server_names(self) -> tuple[str, ...]:
+        """Every tenant database server: ``default`` (the DB_HOST one), then the others."""
+        return (DEFAULT_SERVER, *(server.name for server in self.tenant_db_servers))
+
+    @property
+    def open_servers(self) -> tuple[str, ...]:
+        """The servers that take new tenants, by name."""
+        return tuple(sorted(set(self.server_names) - self.closed_db_servers))
 
 
 def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -116,6 +145,91 @@ def _hostname(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _unique_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """json object_pairs_hook: a name given twice is an error, not silently the last one."""
+    names = [name for name, _ in pairs]
+    if twice := sorted({name for name in names if names.count(name) > 1}):
+        raise ConfigError(f"TENANT_DB_SERVERS names server {twice[0]!r} twice")
+    return dict(pairs)
+
+
+def _db_server(name: object, entry: object, default_user: str, default_password: str,
+               ) -> DbServer:
+    """One entry of TENANT_DB_SERVERS, checked; messages never quote a password."""
+    where = f"TENANT_DB_SERVERS[{name!r}]"
+    if not isinstance(name, str) or not SERVER_NAME.match(name):
+        raise ConfigError(f"TENANT_DB_SERVERS: server name {name!r} must be lower-case "
+                          f"letters, digits and hyphens, starting with a letter "
+                          f"({SERVER_NAME.pattern})")
+    if name == DEFAULT_SERVER:
+        raise ConfigError(f"TENANT_DB_SERVERS: {DEFAULT_SERVER!r} is the DB_HOST server; "
+                          "set it with DB_HOST, DB_PORT, DB_USER and DB_PASSWORD")
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be an object with the keys {', '.join(SERVER_KEYS)}")
+    if unknown := sorted(set(entry) - set(SERVER_KEYS)):
+        raise ConfigError(f"{where} has an unknown key {unknown[0]!r}; "
+                          f"expected {', '.join(SERVER_KEYS)}")
+    host = entry.get("host")
+    if not isinstance(host, str) or not HOSTNAME.match(host.strip().lower().rstrip(".")):
+        raise ConfigError(f"{where}.host must be a host name or IPv4 address, got {host!r}")
+    port = entry.get("port", 3306)
+    if type(port) is not int or not 1 <= port <= 65535:
+        raise ConfigError(f"{where}.port must be a whole number between 1 and 65535, "
+                          f"got {port!r}")
+    user, password = entry.get("user", default_user), entry.get("password")
+    if not isinstance(user, str) or not user.strip():
+        raise ConfigError(f"{where}.user must be a non-empty string")
+    if password is None:
+        if "user" in entry:
+            raise ConfigError(f"{where} gives a user but no password "
+                              '(use "password": "" for none)')
+        password = default_password  # the same application user as on the DB_HOST server
+    elif not isinstance(password, str):
+        raise ConfigError(f"{where}.password must be a string")
+    return DbServer(name, host.strip().lower().rstrip("."), port, user.strip(), password)
+
+
+def _db_servers(env: Mapping[str, str], db_host: str | None, db_port: int, default_user: str,
+                default_password: str) -> tuple[DbServer, ...]:
+    """TENANT_DB_SERVERS: a JSON object of further tenant servers by name (MySQL only)."""
+    raw = env.get("TENANT_DB_SERVERS", "").strip()
+    if not raw:
+        return ()
+    if not db_host:
+        raise ConfigError("TENANT_DB_SERVERS needs MySQL/MariaDB (set DB_HOST): the embedded "
+                          "SQLite backend keeps every database on one server")
+    try:
+        parsed = json.loads(raw, object_pairs_hook=_unique_object)
+    except json.JSONDecodeError as exc:  # its message gives a position, never the text
+        raise ConfigError(f"TENANT_DB_SERVERS is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ConfigError('TENANT_DB_SERVERS must be a JSON object such as '
+                          '{"tenants-2": {"host": "db2.internal", "port": 3306}}')
+    servers = [_db_server(name, entry, default_user, default_password)
+               for name, entry in parsed.items()]
+    seen = {(db_host.strip().lower().rstrip("."), db_port): DEFAULT_SERVER}
+    for server in servers:
+        other = seen.setdefault((server.host, server.port), server.name)
+        if other != server.name:
+            raise ConfigError(f"TENANT_DB_SERVERS[{server.name!r}] is {server.host}:"
+                              f"{server.port}, the same server as {other!r}")
+    return tuple(sorted(servers, key=lambda server: server.name))
+
+
+def _closed_servers(env: Mapping[str, str], names: tuple[str, ...]) -> frozenset[str]:
+    """TENANT_DB_SERVERS_CLOSED: servers that keep their tenants but take no new ones."""
+    closed = [name.strip() for name in env.get("TENANT_DB_SERVERS_CLOSED", "").split(",")
+              if name.strip()]
+    for name in closed:
+        if name not in names:
+            raise ConfigError(f"TENANT_DB_SERVERS_CLOSED names {name!r}, which is not a tenant "
+                              f"server (they are {', '.join(names)})")
+    if set(names) <= set(closed):
+        raise ConfigError("TENANT_DB_SERVERS_CLOSED closes every tenant server: new tenants "
+                          "would have nowhere to go")
+    return frozenset(closed)
+
+
 def _embedded_key(data_dir: Path) -> str:
     """Read the embedded default's key, generating it once (mode 0600) if there is none."""
     path = data_dir / KEY_FILE
@@ -152,11 +266,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     except KeyFormatError as exc:
         raise ConfigError(f"ENCRYPTION_KEY is not valid: {exc}") from None
 
+    db_port = _integer(env, "DB_PORT", 3306, 1, 65535)
+    db_user, db_password = env.get("DB_USER", "").strip() or "root", env.get("DB_PASSWORD", "")
+    servers = _db_servers(env, db_host, db_port, db_user, db_password)
     settings = Settings(
         db_host=db_host,
-        db_port=_integer(env, "DB_PORT", 3306, 1, 65535),
-        db_user=env.get("DB_USER", "").strip() or "root",
-        db_password=env.get("DB_PASSWORD", ""),
+        db_port=db_port,
+        db_user=db_user,
+        db_password=db_password,
         db_name=_name(env, "DB_NAME", "finvera_db", DATABASE_NAME),
         master_db_name=_name(env, "MASTER_DB_NAME", "finvera_master", DATABASE_NAME),
         tenant_db_prefix=_name(env, "TENANT_DB_PREFIX", "finvera_tenant_", TENANT_PREFIX),
@@ -177,6 +294,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_connect_timeout_seconds=_integer(env, "DB_CONNECT_TIMEOUT", 3, 1, 60),
         db_ssl=_choice(env, "DB_SSL", ("preferred", "disabled", "required")),
         db_query_timeout_seconds=_integer(env, "DB_QUERY_TIMEOUT", 60, 1, 24 * 3600),
+        tenant_db_servers=servers,
+        closed_db_servers=_closed_servers(
+            env, (DEFAULT_SERVER, *(server.name for server in servers))),
     )
     if settings.db_name == settings.master_db_name:
         raise ConfigError(f"DB_NAME and MASTER_DB_NAME must differ, both are {settings.db_name!r}")

@@ -12,10 +12,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from api.responses import failure
+from api.tenancy.backends import UnknownServer
 from api.tenancy.connections import PoolExhausted
 from api.tenancy.routing import (
     RoutingError,
     TenantMismatch,
+    TenantMoving,
     TenantProvisioning,
     TenantRequired,
     TenantSuspended,
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 
 CODES = {413: "payload_too_large", 500: "internal_error"}
 ROUTING_STATUS = {TenantRequired: 400, TenantMismatch: 400, TenantSuspended: 403,
-                  TenantProvisioning: 503}
+                  TenantProvisioning: 503, TenantMoving: 503}
 
 
 class ErrorDetail(BaseModel):
@@ -103,7 +105,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RoutingError)
     def routing_error(error: RoutingError):
         response = failure(ROUTING_STATUS.get(type(error), 404), error.code, str(error))
-        if isinstance(error, TenantProvisioning):
+        if isinstance(error, TenantProvisioning | TenantMoving):
             response[0].headers["Retry-After"] = "5"
         return response
 
@@ -116,9 +118,10 @@ def register_error_handlers(app: Flask) -> None:
         return response
 
     @app.errorhandler(OperationalError)
-    def database_unavailable(error: OperationalError):
+    @app.errorhandler(UnknownServer)
+    def database_unavailable(error: OperationalError | UnknownServer):
         log.error("database unavailable on %s %s: %s", request.method, request.path,
-                  type(error.orig).__name__)
+                  error if isinstance(error, UnknownServer) else type(error.orig).__name__)
         response = failure(503, "database_unavailable", "The database cannot be reached now.")
         response[0].headers["Retry-After"] = "2"
         return response

@@ -17,6 +17,7 @@ from flask.cli import with_appcontext
 from tqdm import tqdm
 
 from api.db import databases
+from api.tenancy.backends import DEFAULT_SERVER
 from api.tenancy.databases import Databases
 from api.tenancy.fleet import (
     FleetError,
@@ -176,7 +177,8 @@ def _line(result: TenantResult, dry_run: bool = False) -> str:
     else:
         text = "up to date"
     note = f" ({result.note})" if result.note else ""
-    return f"tenant {result.subdomain}: {text}{note}"
+    where = "" if result.server == DEFAULT_SERVER else f" ({result.server})"
+    return f"tenant {result.subdomain}{where}: {text}{note}"
 
 
 def _summary(report: FleetReport) -> None:

@@ -26,7 +26,8 @@ def load_tenant() -> None:
     g.tenant = tenant = dbs.directory.resolve(request.headers.get("X-Tenant-ID"),
                                               host_label(request.host, dbs.settings.base_domain))
     if request.method in WRITES and request.endpoint not in STILL_ALLOWED \
-            and dbs.storage.over_limit(tenant.db_name, tenant.storage_limit_mb):
+            and dbs.storage.over_limit(tenant.db_server, tenant.db_name,
+                                       tenant.storage_limit_mb):
         raise ApiError(507, "storage_limit_exceeded",
                        f"The company's data has reached its {tenant.storage_limit_mb} MB "
                        "limit: it can still be read, but not added to.")

@@ -8,5 +8,4 @@ from infra.databases import FinveraDatabases
 databases = FinveraDatabases("finvera", args_from_config(pulumi.Config()))
 for variable, value in databases.environment.items():
     pulumi.export(variable, value)
-pulumi.export("tenantServerEndpoints", databases.tenant_server_endpoints)
 pulumi.export("tenantUsers", databases.tenant_users)

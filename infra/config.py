@@ -21,6 +21,7 @@ USER_HOST = re.compile(r"[A-Za-z0-9.%_:-]+")
 MAX_DATABASE_NAME = 64
 MAX_USER_NAME = 80  # MariaDB's limit; MySQL 8 allows 32.
 PRIMARY = "primary"
+API_DEFAULT = "default"  # the API's name for the primary server: not a further server's
 SERVER_KEYS = {"name", "endpoint", "adminUser", "adminPassword", "tenantDatabases"}
 
 
@@ -86,7 +87,7 @@ def _tenant_servers(config: pulumi.Config, prefix: str, separate: bool,
             raise InvalidConfig(f"{at}.{unknown[0]}",
                                 f"unknown key; expected one of {sorted(SERVER_KEYS)}")
         name = _match(f"{at}.name", entry.get("name"), SERVER_NAME, 32)
-        if name == PRIMARY or name in {server.name for server in servers}:
+        if name in (PRIMARY, API_DEFAULT) or name in {server.name for server in servers}:
             raise InvalidConfig(f"{at}.name", f"{name!r} is already taken")
         password = entry.get("adminPassword")
         if not isinstance(password, str) or not password:

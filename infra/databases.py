@@ -8,6 +8,7 @@ databases) only when every tenant gets a DB user of its own.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -26,6 +27,8 @@ SCHEMA_PRIVILEGES = (
 CHARACTER_SET = "utf8mb4"
 COLLATION = "utf8mb4_unicode_ci"
 PASSWORD_LENGTH = 32  # letters and digits only: safe unquoted in a URL or an env file
+# What the API calls the primary server (its DB_HOST) in TENANT_DB_SERVERS and tenant_master.
+API_DEFAULT_SERVER = "default"
 
 
 def literal_pattern(name: str) -> str:
@@ -75,9 +78,8 @@ class FinveraDatabases(pulumi.ComponentResource):
     """Finvera's database tiers on the primary server and on any further tenant servers."""
 
     environment: dict[str, Input[str]]
-    """The API's environment variables (DB_HOST ... TENANT_DB_PREFIX); DB_PASSWORD is secret."""
-    tenant_server_endpoints: dict[str, str]
-    """``host:port`` of each tenant server beyond the primary, by name."""
+    """The API's environment variables (DB_HOST ... TENANT_DB_SERVERS); DB_PASSWORD is secret.
+    TENANT_DB_SERVERS names no user or password: the API reaches every server as DB_USER."""
     tenant_users: Output[dict]
     """Secret: ``{database: {"server", "user", "password"}}`` for each listed tenant database."""
 
@@ -93,11 +95,11 @@ class FinveraDatabases(pulumi.ComponentResource):
         master = self._database("master", args.master_db_name, primary)
         app_user = self._app_user(args.primary, primary, app_password,
                                   {"main": main, "master": master})
-        tenant_users = self._tenant_users(args.primary, primary)
+        tenant_users = self._tenant_users(args.primary, primary, API_DEFAULT_SERVER)
         for server in args.tenant_servers:
             provider = self._mysql_provider(server)
             self._app_user(server, provider, app_password, {})
-            tenant_users.update(self._tenant_users(server, provider))
+            tenant_users.update(self._tenant_users(server, provider, server.name))
 
         self.environment = {
             "DB_HOST": args.primary.host,
@@ -108,12 +110,13 @@ class FinveraDatabases(pulumi.ComponentResource):
             "DB_PASSWORD": app_password,
             "USE_SEPARATE_DB_USERS": "true" if args.use_separate_db_users else "false",
             "TENANT_DB_PREFIX": args.tenant_db_prefix,
+            "TENANT_DB_SERVERS": json.dumps(
+                {s.name: {"host": s.host, "port": s.port} for s in args.tenant_servers},
+                separators=(",", ":")) if args.tenant_servers else "",
         }
-        self.tenant_server_endpoints = {s.name: s.endpoint for s in args.tenant_servers}
         self.tenant_users = Output.secret(tenant_users)
         self.register_outputs({
             "environment": self.environment,
-            "tenantServerEndpoints": self.tenant_server_endpoints,
             "tenantUsers": self.tenant_users,
         })
 
@@ -166,9 +169,10 @@ class FinveraDatabases(pulumi.ComponentResource):
             self._grant(f"{base}-create-user", user, "*", provider, privileges=("CREATE USER",))
         return user
 
-    def _tenant_users(self, server: ServerArgs, provider: mysql.Provider) -> dict[str, dict]:
+    def _tenant_users(self, server: ServerArgs, provider: mysql.Provider,
+                      api_name: str) -> dict[str, dict]:
         """Declare a DB user per listed tenant database, named after it and with privileges on
-        that database alone."""
+        that database alone; each is reported under the server's name in the API."""
         users = {}
         for database in server.tenant_databases:
             password = self._password(database, None)
@@ -177,5 +181,5 @@ class FinveraDatabases(pulumi.ComponentResource):
                               opts=self._child(provider, protect=True))
             self._grant(f"{self._base_name}-{database}-grant", user, literal_pattern(database),
                         provider)
-            users[database] = {"server": server.name, "user": user.user, "password": password}
+            users[database] = {"server": api_name, "user": user.user, "password": password}
         return users

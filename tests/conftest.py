@@ -4,16 +4,22 @@ Tests that take ``settings`` (or ``app``/``client``) run twice: on SQLite in a t
 and on the real MariaDB, with database names under this run's unique prefix.
 """
 
+import contextlib
 import itertools
+import json
 import os
 
 import pytest
+import sqlalchemy.exc
 from cryptography.fernet import Fernet
 
 from api import create_app
 from api.config import Settings, load_settings
-from api.tenancy.backends import backend_for
+from api.tenancy.backends import backends_for
 from tests.mysql_server import URL_VARIABLE, MySQLServer, server_from_environment
+from tests.throwaway_mariadb import ThrowawayMariaDB, unavailable_reason
+
+SECOND = "tenants-2"  # the name of the second tenant server in tests
 
 _names = itertools.count(1)
 
@@ -42,6 +48,84 @@ def mysql_environment(server: MySQLServer, **extra: str) -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="session")
+def second_mariadb() -> ThrowawayMariaDB:
+    """A throwaway mariadbd beside the test server (own datadir, port, socket): the second
+    tenant server. Skipped if MariaDB is not installed, a failure under CI=true."""
+    reason = unavailable_reason()
+    if reason:
+        message = f"{reason}; tests of several tenant servers start a second one"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but the second-server tests cannot run: {message}",
+                        pytrace=False)
+        pytest.skip(message)
+    with ThrowawayMariaDB() as server:
+        yield server
+
+
+def two_server_environment(server: MySQLServer, second: ThrowawayMariaDB,
+                           **extra: str) -> dict[str, str]:
+    """mysql_environment with the throwaway server as tenant server ``tenants-2``."""
+    servers = {SECOND: {"host": second.host, "port": second.port, "user": second.user,
+                        "password": second.password}}
+    return mysql_environment(server, TENANT_DB_SERVERS=json.dumps(servers), **extra)
+
+
+def drop_made_on_every_server(settings: Settings) -> None:
+    """Drop main, master and every tenant-prefixed database, on every server that answers (a
+    test may configure one that does not exist: nothing was made there)."""
+    for backend in backends_for(settings).values():
+        platform = (settings.db_name, settings.master_db_name) if backend.server == "default" \
+            else ()
+        try:
+            made = backend.list_databases(settings.tenant_db_prefix)
+        except sqlalchemy.exc.OperationalError:
+            if backend.server == "default":
+                raise
+            made = []
+        for name in (*platform, *made):
+            backend.drop_database(name)
+        backend.dispose()
+
+
+@contextlib.contextmanager
+def initialized_app(environment: dict[str, str]):
+    """An app on ``environment`` with master and main migrated; everything it made on any
+    server is dropped afterwards."""
+    settings = load_settings(environment)
+    app = create_app(settings)
+    try:
+        app.extensions["finvera"].initialize()
+        yield app
+    finally:
+        app.extensions["finvera"].dispose()
+        drop_made_on_every_server(settings)
+
+
+@contextlib.contextmanager
+def same_databases(environment: dict[str, str]):
+    """A second app (other settings) on the databases of one that exists; it drops nothing."""
+    app = create_app(load_settings(environment))
+    try:
+        yield app
+    finally:
+        app.extensions["finvera"].dispose()
+
+
+@pytest.fixture
+def servers_environment(mysql_server, second_mariadb, tmp_path) -> dict[str, str]:
+    """The environment of an app whose tenants may go to ``default`` or ``tenants-2``."""
+    return two_server_environment(mysql_server, second_mariadb, TENANT_CACHE_TTL_SECONDS="1",
+                                  FINVERA_BACKUP_DIR=str(tmp_path / "backups"))
+
+
+@pytest.fixture
+def servers_app(servers_environment):
+    """An app with two tenant servers, master and main migrated."""
+    with initialized_app(servers_environment) as app:
+        yield app
+
+
 @pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
 def environment(request, tmp_path) -> dict[str, str]:
     """The environment of an app on SQLite (temp data dir) or on the test MariaDB."""
@@ -54,11 +138,7 @@ def environment(request, tmp_path) -> dict[str, str]:
 def settings(environment) -> Settings:
     settings = load_settings(environment)
     yield settings
-    backend = backend_for(settings)
-    for name in (settings.db_name, settings.master_db_name,
-                 *backend.list_databases(settings.tenant_db_prefix)):
-        backend.drop_database(name)
-    backend.dispose()
+    drop_made_on_every_server(settings)
 
 
 @pytest.fixture
@@ -87,6 +167,11 @@ def admin_headers(app) -> dict[str, dict]:
 
     Tokens are issued by the app's own TokenService; logins are tested on their own.
     """
+    return make_admin_headers(app)
+
+
+def make_admin_headers(app) -> dict[str, dict]:
+    """Add a platform admin of each role to ``app``'s main database; their request headers."""
     from sqlalchemy.orm import Session
 
     from api.models.main import AdminUser

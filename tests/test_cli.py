@@ -141,9 +141,9 @@ def test_tenants_create_repair_and_rotate_key(runner, app):
     dbs.backend.create_database(orphan)
     assert runner.invoke(args=["tenants", "repair"]).exit_code == 2
     listed = runner.invoke(args=["tenants", "repair", "--all"])
-    assert f"orphan database {orphan}\n" in listed.output
+    assert f"orphan database {orphan} on default\n" in listed.output
     dropped = runner.invoke(args=["tenants", "repair", "--all", "--drop-orphans"])
-    assert f"orphan database {orphan} dropped" in dropped.output
+    assert f"orphan database {orphan} on default dropped" in dropped.output
     assert runner.invoke(args=["tenants", "repair", "acme"]).output == "nothing to repair\n"
 
     rotated = runner.invoke(args=["rotate-key"])

@@ -81,6 +81,7 @@ def test_separate_users_are_refused_on_sqlite(tmp_path):
     ("DB_PORT", "not-a-port"),
     ("ENCRYPTION_KEY", "wrong"),
     ("USE_SEPARATE_DB_USERS", "true"),
+    ("TENANT_DB_SERVERS", '{"t2": {"host": "db2"}}'),
 ])
 def test_the_cli_stops_with_one_line_and_no_traceback(tmp_path, variable, value):
     env = {"PATH": "/usr/bin:/bin", "FINVERA_DATA_DIR": str(tmp_path), variable: value}
@@ -111,3 +112,66 @@ def test_a_tenant_prefix_leaves_room_for_the_longest_database_name():
     assert load_settings({**MYSQL, "TENANT_DB_PREFIX": longest}).tenant_db_prefix == longest
     with pytest.raises(ConfigError, match="TENANT_DB_PREFIX"):
         load_settings({**MYSQL, "TENANT_DB_PREFIX": longest + "b"})
+
+
+SECRET = "s3cret-never-shown"
+SERVERS = '{"tenants-2": {"host": "db2.internal", "port": 3307}, ' \
+          f'"tenants-3": {{"host": "10.0.0.7", "user": "app3", "password": "{SECRET}"}}}}'
+
+
+def test_tenant_servers_are_read_with_the_db_host_credentials_by_default():
+    settings = load_settings({**MYSQL, "DB_USER": "app", "DB_PASSWORD": "pw",
+                              "TENANT_DB_SERVERS": SERVERS,
+                              "TENANT_DB_SERVERS_CLOSED": " tenants-3 , default"})
+    two, three = settings.tenant_db_servers
+    assert (two.name, two.host, two.port, two.user, two.password) == (
+        "tenants-2", "db2.internal", 3307, "app", "pw")
+    assert (three.name, three.host, three.port, three.user, three.password) == (
+        "tenants-3", "10.0.0.7", 3306, "app3", SECRET)
+    assert settings.server_names == ("default", "tenants-2", "tenants-3")
+    assert settings.open_servers == ("tenants-2",)
+    assert SECRET not in repr(settings) and "'pw'" not in repr(settings)
+
+
+def test_without_tenant_servers_default_is_the_only_one():
+    settings = load_settings(MYSQL)
+    assert settings.server_names == settings.open_servers == ("default",)
+
+
+@pytest.mark.parametrize("servers, closed, problem", [
+    ("{not json", "", "is not valid JSON"),
+    ('["tenants-2"]', "", "must be a JSON object"),
+    ('{"Tenants_2": {"host": "db2"}}', "", "server name 'Tenants_2'"),
+    ('{"default": {"host": "db2"}}', "", "'default' is the DB_HOST server"),
+    ('{"t2": "db2"}', "", "TENANT_DB_SERVERS['t2'] must be an object"),
+    ('{"t2": {"host": "db2", "passwd": "x"}}', "", "unknown key 'passwd'"),
+    ('{"t2": {"port": 3306}}', "", "TENANT_DB_SERVERS['t2'].host"),
+    ('{"t2": {"host": "db 2"}}', "", "TENANT_DB_SERVERS['t2'].host"),
+    ('{"t2": {"host": "db2", "port": "3306"}}', "", "TENANT_DB_SERVERS['t2'].port"),
+    ('{"t2": {"host": "db2", "port": 0}}', "", "TENANT_DB_SERVERS['t2'].port"),
+    ('{"t2": {"host": "db2", "user": ""}}', "", "TENANT_DB_SERVERS['t2'].user"),
+    ('{"t2": {"host": "db2", "user": "u"}}', "", "gives a user but no password"),
+    ('{"t2": {"host": "db2", "password": 5}}', "", "TENANT_DB_SERVERS['t2'].password"),
+    ('{"t2": {"host": "db2"}, "t2": {"host": "db3"}}', "", "names server 't2' twice"),
+    ('{"t2": {"host": "DB.internal"}}', "", "the same server as 'default'"),
+    ('{"t2": {"host": "db2"}, "t3": {"host": "db2", "port": 3306}}', "",
+     "the same server as 't2'"),
+    ('{"t2": {"host": "db2"}}', "t3", "TENANT_DB_SERVERS_CLOSED names 't3'"),
+    ('{"t2": {"host": "db2"}}', "t2,default", "closes every tenant server"),
+    ("", "default", "closes every tenant server"),
+])
+def test_bad_tenant_servers_name_the_server_and_never_the_password(servers, closed, problem):
+    env = {**MYSQL, "DB_HOST": "db.internal", "DB_PASSWORD": SECRET,
+           "TENANT_DB_SERVERS": servers.replace('"x"', f'"{SECRET}"'),
+           "TENANT_DB_SERVERS_CLOSED": closed}
+    with pytest.raises(ConfigError) as failure:
+        load_settings(env)
+    message = str(failure.value)
+    assert problem in message and SECRET not in message
+    assert "\n" not in message
+
+
+def test_tenant_servers_are_refused_on_sqlite(tmp_path):
+    with pytest.raises(ConfigError, match="TENANT_DB_SERVERS needs MySQL/MariaDB"):
+        load_settings({"FINVERA_DATA_DIR": str(tmp_path),
+                       "TENANT_DB_SERVERS": '{"t2": {"host": "db2"}}'})

@@ -37,3 +37,6 @@ class TenantMaster(Timestamps, MasterBase):
     referred_by_distributor_id: Mapped[int | None]
     provisioned_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+    # While status is 'moving' (finvera tenants move): where to, and the status to return to.
+    moving_to: Mapped[str | None] = mapped_column(String(64))
+    status_before_move: Mapped[str | None] = mapped_column(String(16))

@@ -95,6 +95,7 @@ def tenant_json(tenant: TenantMaster) -> TenantJson:
             "email": tenant.email, "phone": tenant.phone, "gstin": tenant.gstin,
             "status": tenant.status, "status_reason": tenant.status_reason,
             "db_name": tenant.db_name, "db_server": tenant.db_server,
+            "moving_to": tenant.moving_to,
             "plan": tenant.subscription_plan, "referral_code": tenant.referral_code,
             "storage_limit_mb": tenant.storage_limit_mb,
             "created_at": iso(tenant.created_at), "deleted_at": iso(tenant.deleted_at)}
@@ -135,7 +136,8 @@ def create_tenant(body: TenantCreate):
 
 
 class TenantQuery(PageQuery):
-    status: Literal["provisioning", "active", "suspended", "failed", "deleted"] | None = None
+    status: Literal["provisioning", "active", "suspended", "moving", "failed",
+                    "deleted"] | None = None
     plan: str | None = Field(None, max_length=32)
     search: str | None = Field(None, max_length=100)
 
@@ -182,7 +184,8 @@ def get_tenant(path: IdPath):
     tenant = get_or_404(master_session(), TenantMaster, path.id, "tenant")
     details = tenant_json(tenant)
     if tenant.db_name and tenant.status in LIVE_STATUSES:
-        details["size_mb"] = round(databases().storage.size(tenant.db_name) / 2**20, 2)
+        details["size_mb"] = round(
+            databases().storage.size(tenant.db_server, tenant.db_name) / 2**20, 2)
     return ok(tenant=details)
 
 
@@ -226,7 +229,8 @@ def delete_tenant(path: IdPath, body: DeleteBody):
         raise ApiError(409, "not_live", f"The tenant is {tenant.status}; nothing to delete.")
     dbs, before = databases(), tenant_json(tenant)
     try:
-        backup = backup_database(dbs.backend, tenant.db_name, dbs.settings.backup_dir,
+        backend = dbs.backend_of(tenant.db_server)
+        backup = backup_database(backend, tenant.db_name, dbs.settings.backup_dir,
                                  tier=Tier.TENANT, tenant=tenant.subdomain)
     except (BackupError, BackendError, OSError) as exc:
         raise ApiError(503, "backup_failed", f"The final backup failed, so nothing was "
@@ -234,9 +238,9 @@ def delete_tenant(path: IdPath, body: DeleteBody):
     tenant.status, tenant.deleted_at = "deleted", datetime.now(UTC).replace(tzinfo=None)
     session.commit()  # from here on no request is routed to it, and its database may go
     _forget(tenant.id)
-    drop_tenant_database(dbs, tenant.db_name)
-    if dbs.backend.name == "mysql":
-        dbs.backend.drop_user(tenant_db_user(dbs, tenant.id))
+    drop_tenant_database(dbs, tenant.db_name, tenant.db_server)
+    if backend.name == "mysql":
+        backend.drop_user(tenant_db_user(dbs, tenant.id))
     admin_audit(main_session(), "delete", "tenant", tenant.id, before, tenant_json(tenant))
     main_session().commit()
     return ok(tenant=tenant_json(tenant), backup={"file": str(backup),
@@ -245,9 +249,4 @@ def delete_tenant(path: IdPath, body: DeleteBody):
 
 def _forget(tenant_id: int) -> None:
     """Make this process see a tenant's change at once: cache entry and connections go."""
-    dbs = databases()
-    dbs.directory.forget(tenant_id)
-    dbs.connections.evict(tenant_id)
-    tenant = master_session().get(TenantMaster, tenant_id)
-    if tenant.db_name:
-        dbs.storage.forget(tenant.db_name)
+    databases().forget_tenant(tenant_id, master_session().get(TenantMaster, tenant_id).db_name)

@@ -13,7 +13,7 @@ import sqlite3
 import ssl
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -33,6 +33,7 @@ TENANT_PRIVILEGES = (
     "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "INDEX", "REFERENCES",
     "CREATE TEMPORARY TABLES", "LOCK TABLES", "CREATE VIEW", "SHOW VIEW", "TRIGGER",
 )
+DEFAULT_SERVER = "default"  # the DB_HOST server (or SQLite): main, master, and tenants too
 ER_DB_CREATE_EXISTS = 1007
 ER_DB_DROP_EXISTS = 1008
 ER_CANNOT_USER = 1396
@@ -40,6 +41,10 @@ ER_CANNOT_USER = 1396
 
 class BackendError(Exception):
     """An operation the backend cannot do, or a name it refuses."""
+
+
+class UnknownServer(BackendError):
+    """A tenant's row names a database server that the configuration does not list."""
 
 
 class LockTimeout(BackendError):
@@ -57,6 +62,8 @@ class Backend(ABC):
     """What the platform needs from a database server."""
 
     name: str
+    # The server's name in TENANT_DB_SERVERS and tenant_master.db_server ("default": DB_HOST).
+    server: str = DEFAULT_SERVER
     # Can one connection serve every database on the server (statements naming the database)?
     shares_connections: bool
 
@@ -138,7 +145,8 @@ class MySQLBackend(Backend):
 
     def __init__(self, host: str, port: int, user: str, password: str,
                  connect_timeout: int = 5, ssl_mode: str = "preferred",
-                 query_timeout: int = 60) -> None:
+                 query_timeout: int = 60, server: str = DEFAULT_SERVER) -> None:
+        self.server = server
         self.host, self.port, self.user, self.password = host, port, user, password
         self.connect_timeout, self.query_timeout = connect_timeout, query_timeout
         self.ssl_mode = ssl_mode
@@ -438,3 +446,24 @@ def backend_for(settings) -> Backend:
                             settings.db_password, settings.db_connect_timeout_seconds,
                             settings.db_ssl, settings.db_query_timeout_seconds)
     return SQLiteBackend(settings.data_dir)
+
+
+def server_backend(backends: Mapping[str, Backend], server: str) -> Backend:
+    """``backends[server]``, or UnknownServer naming the servers there are."""
+    try:
+        return backends[server]
+    except KeyError:
+        raise UnknownServer(f"database server {server!r} is not configured (servers: "
+                            f"{', '.join(backends)}; see TENANT_DB_SERVERS)") from None
+
+
+def backends_for(settings) -> dict[str, Backend]:
+    """A backend per tenant database server, by name: ``default`` (DB_HOST, or SQLite) first,
+    then those of TENANT_DB_SERVERS, each with its own credentials."""
+    backends = {DEFAULT_SERVER: backend_for(settings)}
+    for server in settings.tenant_db_servers:
+        backends[server.name] = MySQLBackend(
+            server.host, server.port, server.user, server.password,
+            settings.db_connect_timeout_seconds, settings.db_ssl,
+            settings.db_query_timeout_seconds, server=server.name)
+    return backends

@@ -2,16 +2,19 @@
 
 Two ways, one bound (MAX_TENANT_CONNECTIONS) on the DBAPI connections open at once:
 
-- Shared (MySQL when tenants have no DB users of their own): one pool on the server, and per
-  tenant a view of it whose ``schema_translate_map`` names the tenant's database in every
-  statement (``db`.`table``). Connections belong to no tenant, so none is ever closed to make
-  room for another, and the pool's size is the bound. The pool's connections have no default
-  database: a statement that does not name one fails, it cannot land in another tenant's.
+- Shared (MySQL when tenants have no DB users of their own): one pool per server, and per
+  tenant a view of its server's pool whose ``schema_translate_map`` names the tenant's database
+  in every statement (``db`.`table``). Connections belong to no tenant, so none is ever closed
+  to make room for another tenant on the same server, and each pool's size is the bound. With
+  several servers, an idle connection of one server's pool may be closed to make room on
+  another, least recently used pool first. The pools' connections have no default database: a
+  statement that does not name one fails, it cannot land in another tenant's.
 - Per tenant (SQLite files, or MySQL with a DB user per tenant): one engine per tenant; a new
   connection is only made when a slot is free, otherwise the least recently used tenant's idle
   connections are closed to make room.
 
-Either way, when every connection is busy the caller waits a short, configured time and then
+Either way the bound counts every connection of the process, to whichever server. When every
+connection is busy the caller waits a short, configured time and then
 gets ``PoolExhausted`` (or SQLAlchemy's pool TimeoutError). Connections idle longer than the
 idle timeout are closed by a reaper thread. Dropped connections are replaced by the backend's
 bounded ping on checkout.
@@ -22,7 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -30,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from api.tenancy.backends import Backend
+from api.tenancy.backends import DEFAULT_SERVER, Backend, server_backend
 
 
 class PoolExhausted(Exception):
@@ -45,6 +48,7 @@ class TenantTarget:
     database: str
     user: str | None = None
     password: str | None = field(default=None, repr=False)
+    server: str = DEFAULT_SERVER  # which backend of the manager's serves it
 
 
 class _Slots:
@@ -60,9 +64,10 @@ class _Slots:
 class TenantConnectionManager:
     """Engines per tenant, all drawing on one bounded set of connections. Thread-safe."""
 
-    def __init__(self, backend: Backend, max_connections: int, *, idle_seconds: float = 300,
-                 checkout_timeout: float = 2.0, max_engines: int | None = None) -> None:
-        self.backend = backend
+    def __init__(self, backends: Mapping[str, Backend], max_connections: int, *,
+                 idle_seconds: float = 300, checkout_timeout: float = 2.0,
+                 max_engines: int | None = None) -> None:
+        self.backends = backends  # by server name
         self.idle_seconds = idle_seconds
         self.checkout_timeout = checkout_timeout
         self.max_engines = max_engines or max(64, 4 * max_connections)
@@ -72,8 +77,8 @@ class TenantConnectionManager:
         # connections come back to them, and are closed from there.
         self._retired: list[sa.pool.Pool] = []
         self._lock = threading.Lock()  # guards _engines, _retired and _views
-        self._shared: Engine | None = None
-        self._shared_used = time.monotonic()
+        self._shared: dict[str, Engine] = {}  # by server
+        self._shared_used: dict[str, float] = {}
         self._views: OrderedDict[int, tuple[TenantTarget, Engine]] = OrderedDict()
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
@@ -96,7 +101,8 @@ class TenantConnectionManager:
     def engine(self, target: TenantTarget) -> Engine:
         """The tenant's engine, made on first use; marks the tenant most recently used."""
         self._start_reaper()
-        if target.user is None and self.backend.shares_connections:
+        if target.user is None and server_backend(self.backends,
+                                                  target.server).shares_connections:
             return self._view(target)
         with self._lock:
             cached = self._engines.get(target.tenant_id)
@@ -120,18 +126,23 @@ class TenantConnectionManager:
             if cached and cached[0] == target:
                 self._views.move_to_end(target.tenant_id)
                 return cached[1]
-            if self._shared is None:
-                self._shared = self._make_engine(None)
-                sa.event.listen(self._shared.pool, "checkout", self._touch_shared)
-            view = self._shared.execution_options(
+            shared = self._shared.get(target.server)
+            if shared is None:
+                shared = self._shared[target.server] = self._make_engine(None, target.server)
+                self._shared_used[target.server] = time.monotonic()
+                sa.event.listen(shared.pool, "checkout", self._toucher(target.server))
+            view = shared.execution_options(
                 schema_translate_map={None: target.database})
             self._views[target.tenant_id] = (target, view)
             while len(self._views) > self.max_engines:
                 self._views.popitem(last=False)
             return view
 
-    def _touch_shared(self, *_args) -> None:
-        self._shared_used = time.monotonic()
+    def _toucher(self, server: str):
+        """A checkout listener that marks ``server``'s shared pool as just used."""
+        def touch(*_args) -> None:
+            self._shared_used[server] = time.monotonic()
+        return touch
 
     def evict(self, tenant_id: int) -> None:
         """Forget a tenant (suspended, deleted, moved): its idle connections close now, the
@@ -149,8 +160,9 @@ class TenantConnectionManager:
             engines = [engine for _, engine, _ in self._engines.values()]
             self._engines.clear()
             self._views.clear()
-            shared, self._shared = self._shared, None
-        for engine in engines + ([shared] if shared else []):
+            shared = list(self._shared.values())
+            self._shared.clear()
+        for engine in engines + shared:
             self._retire(engine)
         self._close_retired()
 
@@ -177,22 +189,26 @@ class TenantConnectionManager:
                         self._retired.remove(pool)
         return closed
 
-    def _make_engine(self, target: TenantTarget | None) -> Engine:
-        """A tenant's own engine, or (``target`` None) the shared one on no database."""
-        engine = self.backend.create_engine(
+    def _make_engine(self, target: TenantTarget | None,
+                     server: str = DEFAULT_SERVER) -> Engine:
+        """A tenant's own engine, or (``target`` None) ``server``'s shared one on no database."""
+        backend = server_backend(self.backends, target.server if target else server)
+        engine = backend.create_engine(
             target.database if target else None, user=target.user if target else None,
             password=target.password if target else None,
             pool_size=self._slots.limit, max_overflow=0, pool_timeout=self.checkout_timeout)
-        sa.event.listen(engine, "do_connect", self._connect)
+        sa.event.listen(engine, "do_connect",
+                        lambda _dialect, _record, cargs, cparams:
+                        self._connect(backend, cargs, cparams))
         sa.event.listen(engine.pool, "checkin", lambda _dbapi, _record: self._notify())
         return engine
 
-    def _connect(self, _dialect, _record, cargs, cparams):
+    def _connect(self, backend: Backend, cargs, cparams):
         """do_connect hook: take a slot (evicting or waiting if need be), then connect with a
         connection that gives the slot back when it is closed."""
         self._take_slot()
         try:
-            connection = self.backend.connect_counted(cargs, cparams, self._release)
+            connection = backend.connect_counted(cargs, cparams, self._release)
         except BaseException:
             with self._slots.condition:
                 self._slots.open -= 1
@@ -222,12 +238,15 @@ class TenantConnectionManager:
                 slots.condition.wait(min(remaining, 0.05))
 
     def _close_least_recently_used_idle(self) -> bool:
-        """Close the idle connections of the least recently used tenant that has any."""
+        """Close the idle connections of the least recently used tenant (or server's shared
+        pool) that has any."""
         if self._close_retired():
             return True
         with self._lock:
-            candidates = [engine for _, engine, _ in self._engines.values()]
-        for engine in candidates:  # oldest first
+            candidates = [(used, engine) for _, engine, used in self._engines.values()]
+            candidates += [(self._shared_used[server], engine)
+                           for server, engine in self._shared.items()]
+        for _used, engine in sorted(candidates, key=lambda candidate: candidate[0]):
             if engine.pool.checkedin() > 0:
                 engine.pool.dispose()
                 self.evictions += 1
@@ -270,8 +289,8 @@ class TenantConnectionManager:
             cutoff = time.monotonic() - self.idle_seconds
             with self._lock:
                 idle = [engine for _, engine, used in self._engines.values() if used < cutoff]
-                if self._shared is not None and self._shared_used < cutoff:
-                    idle.append(self._shared)
+                idle += [engine for server, engine in self._shared.items()
+                         if self._shared_used[server] < cutoff]
             for engine in idle:
                 if engine.pool.checkedin():
                     engine.pool.dispose()

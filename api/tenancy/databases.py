@@ -1,10 +1,10 @@
-"""The platform's own databases: the backend, and engines on the main and master tiers."""
+"""The platform's own databases: a backend per server, engines on the main and master tiers."""
 
 from __future__ import annotations
 
 from api.config import Settings
 from api.tenancy import migrations
-from api.tenancy.backends import Backend, backend_for
+from api.tenancy.backends import DEFAULT_SERVER, Backend, backends_for, server_backend
 from api.tenancy.connections import TenantConnectionManager
 from api.tenancy.crypto import ConnectionCipher
 from api.tenancy.migrations import Tier
@@ -13,21 +13,35 @@ from api.tenancy.storage import StorageMeter
 
 
 class Databases:
-    """Settings, the backend, main and master engines, the tenant directory and connections."""
+    """Settings, a backend per tenant server, main and master engines (on the ``default``
+    server), the tenant directory and connections."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.backend: Backend = backend_for(settings)
+        self.servers: dict[str, Backend] = backends_for(settings)
+        self.backend: Backend = self.servers[DEFAULT_SERVER]
         self.main_engine = self.backend.create_engine(settings.db_name)
         self.master_engine = self.backend.create_engine(settings.master_db_name)
         self.cipher = ConnectionCipher(list(settings.encryption_keys))
         self.directory = TenantDirectory(self.master_engine, self.cipher,
                                          settings.tenant_cache_ttl_seconds)
-        self.storage = StorageMeter(self.backend, settings.storage_cache_seconds)
+        self.storage = StorageMeter(self.servers, settings.storage_cache_seconds)
         self.connections = TenantConnectionManager(
-            self.backend, settings.max_tenant_connections,
+            self.servers, settings.max_tenant_connections,
             idle_seconds=settings.tenant_idle_seconds,
             checkout_timeout=settings.tenant_checkout_timeout_seconds)
+
+    def backend_of(self, server: str) -> Backend:
+        """The backend of the server a tenant's row names; UnknownServer if none is set up."""
+        return server_backend(self.servers, server)
+
+    def forget_tenant(self, tenant_id: int, database: str | None) -> None:
+        """Make this process see a tenant's change at once (suspended, deleted, moved): its
+        cached lookup, connections and measured size go."""
+        self.directory.forget(tenant_id)
+        self.connections.evict(tenant_id)
+        if database:
+            self.storage.forget(database)
 
     def initialize(self) -> dict[str, list[str]]:
         """Create and migrate master, then main (the seed's start-up flow); idempotent."""
@@ -44,4 +58,5 @@ class Databases:
         self.connections.dispose()
         self.main_engine.dispose()
         self.master_engine.dispose()
-        self.backend.dispose()
+        for backend in self.servers.values():
+            backend.dispose()

@@ -1,11 +1,12 @@
 """Migrating the fleet: every live tenant's database brought to the newest tenant schema.
 
 ``FleetMigrator`` reads what each tenant database has applied with one query per database (on
-MySQL one statement per batch of databases), counts the current ones as such without opening
-yoyo, and hands the rest to an executor: one tenant after another, or a pool of threads. Each
-tenant is migrated by ``apply_migrations`` under yoyo's lock on that database; a server-wide
-named lock, held for the whole run, keeps a second run from starting. No Flask here: the
-``finvera migrate`` command (``api/migrate_command.py``) drives it.
+MySQL one statement per batch of databases, on the databases' own server), counts the current
+ones as such without opening yoyo, and hands the rest to an executor: one tenant after another,
+or a pool of threads. Each tenant is migrated by ``apply_migrations`` on its own server, under
+yoyo's lock on that database; a named lock on the default server, held for the whole run, keeps
+a second run from starting. A server that cannot be read fails its tenants, not the run. No
+Flask here: the ``finvera migrate`` command (``api/migrate_command.py``) drives it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 import yoyo.exceptions
 from yoyo import get_backend
 
-from api.tenancy.backends import LockTimeout, checked_identifier
+from api.tenancy.backends import DEFAULT_SERVER, Backend, LockTimeout, checked_identifier
 from api.tenancy.databases import Databases
 from api.tenancy.migrations import (
     YOYO_TABLE,
@@ -68,6 +69,7 @@ class TenantResult:
     applied: tuple[str, ...] = ()
     error: str | None = None
     note: str | None = None
+    server: str = DEFAULT_SERVER
 
     @property
     def state(self) -> str:
@@ -170,8 +172,8 @@ class FleetMigrator:
         """The server-wide lock a run holds: one run at a time per fleet."""
         return f"{self.dbs.settings.tenant_db_prefix}fleet"
 
-    def tenants(self, subdomains: Iterable[str] | None = None) -> list[tuple[str, str]]:
-        """(subdomain, database) of the live tenants, or of those named (all of them live)."""
+    def tenants(self, subdomains: Iterable[str] | None = None) -> list[TenantResult]:
+        """The live tenants (or those named, all of them live), nothing known of them yet."""
         master = self.dbs.settings.master_db_name
         if not self.dbs.backend.database_exists(master):  # before SQLite makes an empty file
             raise NoTenantRegistry(f"the master database {master} is missing: "
@@ -181,25 +183,36 @@ class FleetMigrator:
         if named and len(rows) < len(named):
             missing = sorted(set(named) - {row.subdomain for row in rows})
             raise UnknownTenants(f"no active or suspended tenant {', '.join(missing)}")
-        return [(row.subdomain, row.db_name) for row in rows]
+        return [TenantResult(row.subdomain, row.db_name, server=row.db_server) for row in rows]
 
     def check(self, subdomains: Iterable[str] | None = None) -> FleetReport:
         """What each tenant still lacks; changes nothing (``--status``, ``--dry-run``)."""
         tenants = self.tenants(subdomains)
-        existing = set(self.dbs.backend.list_databases(self.dbs.settings.tenant_db_prefix))
-        applied, problems = self._read_applied(
-            [database for _, database in tenants if database in existing])
         ids = migration_ids(Tier.TENANT)
-        results = []
-        for subdomain, database in tenants:
-            if database not in existing:
-                error = f"database {database} does not exist"
-            else:
-                error = problems.get(database)
-            pending = () if error else tuple(
-                migration_id for migration_id in ids if migration_id not in applied[database])
-            results.append(TenantResult(subdomain, database, pending=pending, error=error))
-        return FleetReport(tuple(results))
+        known: dict[str, TenantResult] = {}
+        for server in sorted({tenant.server for tenant in tenants}):
+            on_server = [tenant for tenant in tenants if tenant.server == server]
+            try:
+                backend = self.dbs.backend_of(server)
+                existing = set(backend.list_databases(self.dbs.settings.tenant_db_prefix))
+                applied, problems = self._read_applied(
+                    backend, [tenant.database for tenant in on_server
+                              if tenant.database in existing])
+            except Exception as exc:  # the server is down or not configured: its tenants fail
+                reason = f"server {server}: {_reason(exc)}"
+                known.update((tenant.subdomain, replace(tenant, error=reason))
+                             for tenant in on_server)
+                continue
+            for tenant in on_server:
+                if tenant.database not in existing:
+                    error = f"database {tenant.database} does not exist"
+                else:
+                    error = problems.get(tenant.database)
+                pending = () if error else tuple(
+                    migration_id for migration_id in ids
+                    if migration_id not in applied[tenant.database])
+                known[tenant.subdomain] = replace(tenant, pending=pending, error=error)
+        return FleetReport(tuple(known[tenant.subdomain] for tenant in tenants))
 
     def run(self, subdomains: Iterable[str] | None = None,
             on_result: Callable[[TenantResult, int], None] = lambda result, total: None,
@@ -236,15 +249,14 @@ class FleetMigrator:
         """Migrate one tenant (in a worker); a failure becomes the result's error."""
         self.before_tenant(result)
         try:
-            applied, note = self._apply(result.database)
+            applied, note = self._apply(self.dbs.backend_of(result.server), result.database)
         except Exception as exc:
             return replace(result, error=_reason(exc))
         return replace(result, pending=(), applied=tuple(applied), note=note)
 
-    def _apply(self, database: str) -> tuple[list[str], str | None]:
-        """Apply what ``database`` lacks (yoyo decides again, under its lock); returns the ids
-        applied and a note when a stale yoyo lock had to be cleared first."""
-        backend = self.dbs.backend
+    def _apply(self, backend: Backend, database: str) -> tuple[list[str], str | None]:
+        """Apply what ``database`` on ``backend``'s server lacks (yoyo decides again, under its
+        lock); returns the ids applied and a note when a stale yoyo lock had to be cleared."""
         try:
             return apply_migrations(backend, database, Tier.TENANT, YOYO_LOCK_WAIT), None
         except yoyo.exceptions.LockTimeout:
@@ -259,43 +271,52 @@ class FleetMigrator:
             return (apply_migrations(backend, database, Tier.TENANT, YOYO_LOCK_WAIT),
                     "cleared a yoyo lock left by a killed run")
 
-    def _read_applied(self, databases: list[str]) -> tuple[dict[str, set[str]], dict[str, str]]:
-        """The migration ids applied in each database, and why any could not be read.
+    def _read_applied(self, backend: Backend, databases: list[str],
+                      ) -> tuple[dict[str, set[str]], dict[str, str]]:
+        """The migration ids applied in each database on ``backend``'s server, and why any
+        could not be read.
 
-        On MySQL one connection reads a whole batch with one statement; a batch that fails (a
-        database dropped meanwhile) is read again one database at a time, as on SQLite.
+        On MySQL one connection to that server reads a whole batch with one statement; a batch
+        that fails (a database dropped meanwhile) is read again one database at a time, as on
+        SQLite.
         """
-        if not self.dbs.backend.shares_connections:
-            return self._read_each(databases)
+        if not backend.shares_connections or not databases:
+            return self._read_each(backend, databases)
         applied: dict[str, set[str]] = {}
         problems: dict[str, str] = {}
-        for start in range(0, len(databases), self.batch_size):
-            batch = databases[start:start + self.batch_size]
-            try:
-                applied.update(self._read_batch(batch))
-            except sa.exc.DBAPIError:
-                each_applied, each_problems = self._read_each(batch)
-                applied.update(each_applied)
-                problems.update(each_problems)
+        engine = backend.create_engine(None, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                for start in range(0, len(databases), self.batch_size):
+                    batch = databases[start:start + self.batch_size]
+                    try:
+                        applied.update(self._read_batch(connection, batch))
+                    except sa.exc.DBAPIError:
+                        connection.rollback()
+                        each_applied, each_problems = self._read_each(backend, batch)
+                        applied.update(each_applied)
+                        problems.update(each_problems)
+        finally:
+            engine.dispose()
         return applied, problems
 
-    def _read_batch(self, batch: list[str]) -> dict[str, set[str]]:
+    def _read_batch(self, connection: sa.Connection, batch: list[str]) -> dict[str, set[str]]:
         """One UNION ALL over ``db``.``_yoyo_migration`` of every database in the batch."""
         sql = " UNION ALL ".join(
             f"SELECT '{name}', migration_id FROM `{name}`.`{YOYO_TABLE}`"
             for name in map(checked_identifier, batch))
         applied: dict[str, set[str]] = {name: set() for name in batch}
-        with self.dbs.master_engine.connect() as connection:
-            for name, migration_id in connection.exec_driver_sql(sql):
-                applied[name].add(migration_id)
+        for name, migration_id in connection.exec_driver_sql(sql):
+            applied[name].add(migration_id)
         return applied
 
-    def _read_each(self, databases: list[str]) -> tuple[dict[str, set[str]], dict[str, str]]:
+    def _read_each(self, backend: Backend, databases: list[str],
+                   ) -> tuple[dict[str, set[str]], dict[str, str]]:
         """One connection and one read per database."""
         applied: dict[str, set[str]] = {}
         problems: dict[str, str] = {}
         for name in databases:
-            engine = self.dbs.backend.create_engine(name, poolclass=sa.pool.NullPool)
+            engine = backend.create_engine(name, poolclass=sa.pool.NullPool)
             try:
                 with engine.connect() as connection:
                     applied[name] = applied_ids(connection)

@@ -1,11 +1,10 @@
-"""Creating a tenant, the seed's way, and cleaning up after one that did not finish.
+"""Creating a tenant, the seed's way.
 
 ``provision_tenant`` runs the steps in order; a failure at any step drops what this attempt
 made (database, DB user) and marks the tenant failed with the reason. A process killed
-half-way leaves a row in ``provisioning``: ``repair`` cleans it, and also finds (and with
-``drop_orphans`` drops) tenant databases that no tenant owns. A named lock per subdomain is held
-for the whole of a sign-up, so concurrent sign-ups of one subdomain cannot both proceed, and
-repair can tell a live sign-up (lock held) from a dead one.
+half-way leaves a row in ``provisioning``, which ``api.tenancy.repair`` cleans. A named lock per
+subdomain is held for the whole of a sign-up, so concurrent sign-ups of one subdomain cannot
+both proceed, and repair can tell a live sign-up (lock held) from a dead one.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -29,10 +28,11 @@ from api.models.master import TenantMaster
 from api.models.tenant import User
 from api.security import hash_password
 from api.tenancy import pool
-from api.tenancy.backends import Backend, BackendError, LockTimeout
+from api.tenancy.backends import DEFAULT_SERVER, Backend, BackendError, LockTimeout
 from api.tenancy.databases import Databases
 from api.tenancy.migrations import Tier, apply_pending
-from api.tenancy.registry import LIVE_STATUSES
+from api.tenancy.placement import choose_server
+from api.tenancy.registry import HELD_STATUSES
 from api.tenancy.subdomains import database_name
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,8 @@ def tenant_db_user(dbs: Databases, tenant_id: int) -> str:
     return f"{dbs.settings.tenant_db_prefix}u{tenant_id}"
 
 
-def _subdomain_lock(dbs: Databases, subdomain: str) -> str:
+def subdomain_lock(dbs: Databases, subdomain: str) -> str:
+    """The named lock a sign-up, a move and repair of one subdomain each hold while at work."""
     return f"{dbs.settings.tenant_db_prefix}s_{subdomain.replace('-', '_')}"
 
 
@@ -106,29 +107,30 @@ def _check_references(dbs: Databases, signup: SignUp) -> None:
                                 f"no active referral code {signup.referral_code!r}")
 
 
-def _record(dbs: Databases, signup: SignUp) -> int:
-    """Step 1: a tenant_master row in ``provisioning``; a failed earlier attempt is taken over."""
+def _record(dbs: Databases, signup: SignUp) -> tuple[int, str]:
+    """Step 1: a tenant_master row in ``provisioning`` on the server placement chose (the row
+    says where before anything exists there); a failed earlier attempt is taken over."""
     values = {"company_name": signup.company_name, "email": signup.email,
               "subscription_plan": signup.plan, "referral_code": signup.referral_code,
-              "status": "provisioning", "status_reason": None}
+              "status": "provisioning", "status_reason": None, "db_server": choose_server(dbs)}
     with Session(dbs.master_engine) as session:
         row = TenantMaster(subdomain=signup.subdomain, **values)
         session.add(row)
         try:
             session.commit()
-            return row.id
+            return row.id, row.db_server
         except IntegrityError:
             session.rollback()
         failed = session.scalar(sa.select(TenantMaster).where(
             TenantMaster.subdomain == signup.subdomain, TenantMaster.status == "failed"))
         if failed is None:
             raise TenantConflict(f"subdomain {signup.subdomain!r} is taken")
-        _clean_leftovers(dbs, failed)
+        clean_leftovers(dbs, failed)
         for name, value in values.items():
             setattr(failed, name, value)
         failed.db_name = failed.db_connection_encrypted = None
         session.commit()
-        return failed.id
+        return failed.id, failed.db_server
 
 
 def pause_if_asked(step: str) -> None:
@@ -148,24 +150,24 @@ def provision_tenant(dbs: Databases, signup: SignUp,
     """
     _check_references(dbs, signup)
     try:
-        with dbs.backend.lock(_subdomain_lock(dbs, signup.subdomain), timeout=0):
-            tenant_id = _record(dbs, signup)
-            return _provision(dbs, signup, tenant_id, on_step)
+        with dbs.backend.lock(subdomain_lock(dbs, signup.subdomain), timeout=0):
+            tenant_id, server = _record(dbs, signup)
+            return _provision(dbs, signup, tenant_id, dbs.backend_of(server), on_step)
     except LockTimeout:
         raise TenantConflict(
             f"a sign-up for subdomain {signup.subdomain!r} is already under way") from None
 
 
-def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
+def _provision(dbs: Databases, signup: SignUp, tenant_id: int, backend: Backend,
                on_step: Callable[[str], None]) -> Provisioned:
-    settings, backend = dbs.settings, dbs.backend
+    settings = dbs.settings
     made: dict[str, str] = {}
     password = signup.admin_password or secrets.token_urlsafe(12)
     db_user = db_password = None
     step = STEPS[0]
     try:
         on_step(step)
-        db_name = pool.claim(dbs, tenant_id) if settings.tenant_pool_size else None
+        db_name = pool.claim(dbs, tenant_id, backend) if settings.tenant_pool_size else None
         if db_name is None:
             db_name = database_name(settings.tenant_db_prefix, signup.subdomain,
                                     int(time.time() * 1000))
@@ -210,7 +212,7 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
         # (connection info, passwords) stay out of a reason admins can read.
         cause = exc.orig if isinstance(exc, sa.exc.StatementError) and exc.orig else exc
         reason = f"{type(cause).__name__}: {cause}"[:500]
-        _compensate(dbs, tenant_id, made, f"{step}: {reason}")
+        _compensate(dbs, backend, tenant_id, made, f"{step}: {reason}")
         raise ProvisioningError(tenant_id, step, reason) from exc
     if settings.tenant_pool_size:
         pool.refill_in_background(dbs)
@@ -221,7 +223,7 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int,
 def connection_info(backend: Backend, database: str, user: str | None,
                     password: str | None) -> dict:
     """What a tenant's row keeps, encrypted, of where its database is and whom to connect as."""
-    info = {"server": "default", "database": database}
+    info = {"server": backend.server, "database": database}
     if backend.name == "mysql":
         info.update(host=backend.host, port=backend.port)
     if user:
@@ -239,88 +241,39 @@ def _update(dbs: Databases, tenant_id: int, **values) -> TenantMaster:
         return row
 
 
-def _compensate(dbs: Databases, tenant_id: int, made: dict[str, str], reason: str) -> None:
+def _compensate(dbs: Databases, backend: Backend, tenant_id: int, made: dict[str, str],
+                reason: str) -> None:
     """Drop what a failed attempt made and mark the tenant failed; never raises."""
     try:
         if "user" in made:
-            dbs.backend.drop_user(made["user"])
+            backend.drop_user(made["user"])
         if "database" in made:
-            drop_tenant_database(dbs, made["database"])
+            drop_tenant_database(dbs, made["database"], backend.server)
         _update(dbs, tenant_id, status="failed", status_reason=reason)
     except Exception:  # the row stays in provisioning: `finvera tenants repair` finishes this
         log.exception("compensation of tenant %s failed; run finvera tenants repair", tenant_id)
 
 
-def drop_tenant_database(dbs: Databases, name: str) -> bool:
-    """Drop a tenant database, refusing one that an active or suspended tenant points to."""
+def drop_tenant_database(dbs: Databases, name: str, server: str = DEFAULT_SERVER) -> bool:
+    """Drop a tenant database on ``server``, refusing one that a live tenant (or one being
+    moved) has there."""
     if not name.startswith(dbs.settings.tenant_db_prefix):
         raise BackendError(f"{name} is not a tenant database")
     with Session(dbs.master_engine) as session:
         owner = session.scalar(sa.select(TenantMaster.subdomain).where(
-            TenantMaster.db_name == name, TenantMaster.status.in_(LIVE_STATUSES)))
+            TenantMaster.db_name == name, TenantMaster.db_server == server,
+            TenantMaster.status.in_(HELD_STATUSES)))
     if owner:
         raise BackendError(f"{name} belongs to live tenant {owner!r}: not dropped")
-    return dbs.backend.drop_database(name)
+    return dbs.backend_of(server).drop_database(name)
 
 
-def _clean_leftovers(dbs: Databases, tenant: TenantMaster) -> list[str]:
-    """Drop whatever a tenant that is not live may still have: its database and DB user."""
-    dropped = []
-    if dbs.backend.name == "mysql" and dbs.backend.drop_user(tenant_db_user(dbs, tenant.id)):
+def clean_leftovers(dbs: Databases, tenant: TenantMaster) -> list[str]:
+    """Drop whatever a tenant that is not live may still have on its server: its database and
+    DB user."""
+    dropped, backend = [], dbs.backend_of(tenant.db_server)
+    if backend.name == "mysql" and backend.drop_user(tenant_db_user(dbs, tenant.id)):
         dropped.append(tenant_db_user(dbs, tenant.id))
-    if tenant.db_name and drop_tenant_database(dbs, tenant.db_name):
+    if tenant.db_name and drop_tenant_database(dbs, tenant.db_name, tenant.db_server):
         dropped.append(tenant.db_name)
     return dropped
-
-
-@dataclass
-class RepairReport:
-    cleaned: dict[str, list[str]] = field(default_factory=dict)  # subdomain -> what was dropped
-    in_progress: list[str] = field(default_factory=list)
-    orphan_databases: list[str] = field(default_factory=list)
-    dropped: list[str] = field(default_factory=list)
-
-
-def repair(dbs: Databases, subdomains: list[str] | None = None,
-           drop_orphans: bool = False) -> RepairReport:
-    """Clean tenants left in provisioning or failed; list (or drop) orphan databases.
-
-    A tenant whose sign-up is still running (its subdomain lock is held) is left alone. Orphans
-    are only looked for when no subdomain is named.
-    """
-    report = RepairReport()
-    existing = dbs.backend.list_databases(dbs.settings.tenant_db_prefix)  # before the rows
-    with Session(dbs.master_engine) as session:
-        query = sa.select(TenantMaster).where(
-            TenantMaster.status.in_(("provisioning", "failed")))
-        if subdomains is not None:
-            query = query.where(TenantMaster.subdomain.in_(subdomains))
-        stuck = session.scalars(query).all()
-        for tenant in stuck:
-            try:
-                with dbs.backend.lock(_subdomain_lock(dbs, tenant.subdomain), timeout=0):
-                    report.cleaned[tenant.subdomain] = _clean_leftovers(dbs, tenant)
-                    if tenant.status == "provisioning":
-                        tenant.status = "failed"
-                        tenant.status_reason = "interrupted while provisioning; cleaned by repair"
-                    session.commit()
-            except LockTimeout:
-                report.in_progress.append(tenant.subdomain)
-        if subdomains is not None:
-            return report
-        owned = set(session.scalars(sa.select(TenantMaster.db_name).where(
-            TenantMaster.db_name.is_not(None),
-            TenantMaster.status.in_((*LIVE_STATUSES, "provisioning")))))
-        cleaned = {name for dropped in report.cleaned.values() for name in dropped}
-        report.orphan_databases = [name for name in existing if name not in owned | cleaned
-                                   and not name.startswith(pool.pool_prefix(dbs))]
-        if drop_orphans:
-            for name in report.orphan_databases:
-                if drop_tenant_database(dbs, name):
-                    report.dropped.append(name)
-            if dbs.backend.name == "mysql":
-                gone = session.scalars(sa.select(TenantMaster.id).where(
-                    TenantMaster.status.in_(("failed", "deleted"))))
-                report.dropped += [tenant_db_user(dbs, tenant_id) for tenant_id in gone
-                                   if dbs.backend.drop_user(tenant_db_user(dbs, tenant_id))]
-    return report

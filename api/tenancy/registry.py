@@ -9,6 +9,9 @@ from api.models.master import TenantMaster
 from api.tenancy.databases import Databases
 
 LIVE_STATUSES = ("active", "suspended")
+# Tenants whose database must not be dropped: live ones, and those being moved (whose row
+# still names the old server until the switch).
+HELD_STATUSES = (*LIVE_STATUSES, "moving")
 
 
 def live_tenants(dbs: Databases, subdomains: list[str] | None = None) -> list[TenantMaster]:
@@ -24,19 +27,24 @@ def rotate_connection_keys(dbs: Databases, batch_size: int = 500) -> int:
     """Re-encrypt every tenant's connection info under the first ENCRYPTION_KEY.
 
     Afterwards the other keys can be removed from ENCRYPTION_KEY. Each batch commits on its own,
-    and a rerun is harmless, so an interrupted rotation is finished by running it again.
+    and a rerun is harmless, so an interrupted rotation is finished by running it again. A row
+    whose info changed meanwhile (a move switched it) is left as written: that is already
+    encrypted with the first key.
     """
     rotated, last_id = 0, 0
     while True:
         with Session(dbs.master_engine) as session:
-            rows = session.scalars(
-                sa.select(TenantMaster).where(TenantMaster.id > last_id,
-                                              TenantMaster.db_connection_encrypted.is_not(None))
+            rows = session.execute(
+                sa.select(TenantMaster.id, TenantMaster.db_connection_encrypted)
+                .where(TenantMaster.id > last_id,
+                       TenantMaster.db_connection_encrypted.is_not(None))
                 .order_by(TenantMaster.id).limit(batch_size)).all()
             if not rows:
                 return rotated
-            for row in rows:
-                row.db_connection_encrypted = dbs.cipher.rotate(row.db_connection_encrypted)
+            for tenant_id, token in rows:
+                session.execute(sa.update(TenantMaster).where(
+                    TenantMaster.id == tenant_id, TenantMaster.db_connection_encrypted == token)
+                    .values(db_connection_encrypted=dbs.cipher.rotate(token)))
             session.commit()
             rotated += len(rows)
             last_id = rows[-1].id

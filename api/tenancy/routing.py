@@ -49,6 +49,12 @@ class TenantProvisioning(RoutingError):
     code = "tenant_provisioning"
 
 
+class TenantMoving(RoutingError):
+    """The tenant's database is being moved to another server (``finvera tenants move``)."""
+
+    code = "tenant_moving"
+
+
 @dataclass(frozen=True)
 class TenantRecord:
     """What a routed request knows of its tenant (from tenant_master, decrypted)."""
@@ -57,6 +63,7 @@ class TenantRecord:
     subdomain: str
     company_name: str
     status: str
+    db_server: str
     db_name: str | None
     storage_limit_mb: int
     target: TenantTarget | None  # None until provisioning stored the connection info
@@ -104,6 +111,9 @@ class TenantDirectory:
             raise TenantNotFound("no such tenant")
         if tenant.status == "suspended":
             raise TenantSuspended("this tenant is suspended")
+        if tenant.status == "moving":
+            raise TenantMoving("this tenant's data is being moved to another server; "
+                               "retry in a few seconds")
         if tenant.status == "provisioning" or tenant.target is None:
             raise TenantProvisioning("this tenant is still being created")
         return tenant
@@ -148,8 +158,10 @@ class TenantDirectory:
         if row["db_connection_encrypted"]:
             info = self._cipher.decrypt(row["db_connection_encrypted"])
             target = TenantTarget(tenant_id=row["id"], database=info["database"],
-                                  user=info.get("user"), password=info.get("password"))
+                                  user=info.get("user"), password=info.get("password"),
+                                  server=row["db_server"])
         return TenantRecord(id=row["id"], subdomain=row["subdomain"],
                             company_name=row["company_name"], status=row["status"],
-                            db_name=row["db_name"], storage_limit_mb=row["storage_limit_mb"],
+                            db_server=row["db_server"], db_name=row["db_name"],
+                            storage_limit_mb=row["storage_limit_mb"],
                             target=target)

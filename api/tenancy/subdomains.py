@@ -37,3 +37,14 @@ def check_subdomain(value: str) -> str:
 def database_name(prefix: str, subdomain: str, unix_ms: int) -> str:
     """``<prefix><subdomain, hyphens as underscores>_<unix ms>``, as the seed names them."""
     return f"{prefix}{subdomain.replace('-', '_')}_{unix_ms}"
+
+
+def quarantine_name(prefix: str, tenant_id: int) -> str:
+    """``<prefix>_moving_<tenant id>``: where a moving tenant's tables wait while they are
+    copied. Like the pool's, the name starts ``<prefix>_``, which no subdomain's can."""
+    return f"{prefix}_moving_{tenant_id}"
+
+
+def kept_name(prefix: str, tenant_id: int, unix_ms: int) -> str:
+    """``<prefix>_kept_<tenant id>_<unix ms>``: an old copy a move kept (``--keep-source``)."""
+    return f"{prefix}_kept_{tenant_id}_{unix_ms}"

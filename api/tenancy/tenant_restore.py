@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session
 
 from api.models.master import TenantMaster
 from api.models.tenant import User
-from api.tenancy.backends import LockTimeout
+from api.tenancy.backends import Backend, LockTimeout
 from api.tenancy.backups import BackupError, Manifest, read_manifest, restore_database
 from api.tenancy.databases import Databases
 from api.tenancy.migrations import Tier, apply_pending, migration_ids
-from api.tenancy.provisioning import _subdomain_lock, connection_info, tenant_db_user
+from api.tenancy.placement import choose_server
+from api.tenancy.provisioning import connection_info, subdomain_lock, tenant_db_user
 from api.tenancy.registry import LIVE_STATUSES
 from api.tenancy.subdomains import SubdomainError, check_subdomain, database_name
 
@@ -54,10 +55,12 @@ class TenantRestore:
 
 
 def restore_as_tenant(dbs: Databases, dump_path: Path, subdomain: str, *,
-                      replace: bool = False) -> TenantRestore:
+                      replace: bool = False, server: str | None = None) -> TenantRestore:
     """Restore a tenant's backup into a new database and make it tenant ``subdomain``'s.
 
-    A live (active or suspended) tenant is switched only with ``replace``, and keeps its status.
+    A live (active or suspended) tenant is switched only with ``replace``, and keeps its status
+    and its server (its DB user, if any, lives there; ``finvera tenants move`` changes servers).
+    Any other tenant's database goes on ``server``, or where placement puts a new tenant.
     """
     try:
         check_subdomain(subdomain)
@@ -73,42 +76,53 @@ def restore_as_tenant(dbs: Databases, dump_path: Path, subdomain: str, *,
         raise BackupError(f"{dump_path.name} has migrations this release does not know "
                           f"({', '.join(unknown)}): restore it with a release that has them")
     try:  # the sign-up's own lock on the subdomain: a restore and a sign-up never interleave
-        with dbs.backend.lock(_subdomain_lock(dbs, subdomain), timeout=0):
-            return _restore(dbs, dump_path, manifest, subdomain, replace)
+        with dbs.backend.lock(subdomain_lock(dbs, subdomain), timeout=0):
+            return _restore(dbs, dump_path, manifest, subdomain, replace, server)
     except LockTimeout:
         raise BackupError(f"a sign-up or restore of {subdomain!r} is under way: try again "
                           "when it has finished") from None
 
 
 def _restore(dbs: Databases, dump_path: Path, manifest: Manifest, subdomain: str,
-             replace: bool) -> TenantRestore:
+             replace: bool, server: str | None) -> TenantRestore:
     with Session(dbs.master_engine, expire_on_commit=False) as session:
         row = session.scalar(sa.select(TenantMaster).where(TenantMaster.subdomain == subdomain))
     if row is not None and row.status == "provisioning":
         raise BackupError(f"tenant {subdomain!r} is being provisioned, or its sign-up was "
                           f"interrupted: repair it first (finvera tenants repair {subdomain})")
+    if row is not None and row.status == "moving":
+        raise BackupError(f"tenant {subdomain!r} is being moved, or its move was interrupted: "
+                          f"let it finish, or undo it first (finvera tenants repair {subdomain})")
     new, live = row is None, row is not None and row.status in LIVE_STATUSES
     if live and not replace:
         raise BackupError(f"tenant {subdomain!r} is {row.status}: ask to replace it "
                           "(--replace) to switch it to the restored database (its current "
                           "database is kept)")
+    if live:
+        if server not in (None, row.db_server):
+            raise BackupError(f"tenant {subdomain!r} lives on server {row.db_server!r}: its "
+                              "backup is restored there (move it afterwards with finvera "
+                              "tenants move)")
+        server = row.db_server
+    server = server or choose_server(dbs)
+    backend = dbs.backend_of(server)
     name = database_name(dbs.settings.tenant_db_prefix, subdomain, int(time.time() * 1000))
-    restore_database(dbs.backend, dump_path, name)  # checked against the manifest, or dropped
+    restore_database(backend, dump_path, name)  # checked against the manifest, or dropped
     made_user = granted_user = None
     try:
-        migrated = apply_pending(dbs.backend, name, Tier.TENANT)
+        migrated = apply_pending(backend, name, Tier.TENANT)
         with Session(dbs.master_engine, expire_on_commit=False) as session:
             if live:  # the tenant keeps its credentials; its DB user, if any, gets the new one
                 info = dbs.cipher.decrypt(row.db_connection_encrypted)
                 user, password, values = info.get("user"), info.get("password"), {}
                 if user:
-                    dbs.backend.grant_database(user, name)
+                    backend.grant_database(user, name)
                     granted_user = user
             else:
                 values = {"status": "active", "status_reason": None, "deleted_at": None,
                           "provisioned_at": datetime.now(UTC).replace(tzinfo=None)}
                 if new or manifest.tenant != subdomain:
-                    values.update(_details(dbs, manifest, name))
+                    values.update(_details(dbs, backend, manifest, name))
                 if new:
                     row = TenantMaster(subdomain=subdomain, **values)
                     session.add(row)
@@ -116,12 +130,12 @@ def _restore(dbs: Databases, dump_path: Path, manifest: Manifest, subdomain: str
                 user = password = None
                 if dbs.settings.use_separate_db_users:
                     user, password = tenant_db_user(dbs, row.id), secrets.token_urlsafe(24)
-                    dbs.backend.drop_user(user)  # a deleted or failed tenant's, if still there
-                    dbs.backend.create_user(user, password, name)
+                    backend.drop_user(user)  # a deleted or failed tenant's, if still there
+                    backend.create_user(user, password, name)
                     made_user = user
-            values.update(db_name=name, db_server="default",
+            values.update(db_name=name, db_server=server,
                           db_connection_encrypted=dbs.cipher.encrypt(
-                              connection_info(dbs.backend, name, user, password)))
+                              connection_info(backend, name, user, password)))
             if new:
                 for column, value in values.items():
                     setattr(row, column, value)
@@ -133,15 +147,13 @@ def _restore(dbs: Databases, dump_path: Path, manifest: Manifest, subdomain: str
                                   "restore again")
             session.commit()
     except BaseException:
-        _undo(dbs, name, made_user, granted_user)
+        _undo(backend, name, made_user, granted_user)
         raise
-    dbs.directory.forget(row.id)
-    dbs.connections.evict(row.id)
-    dbs.storage.forget(name)
     previous = row.db_name if live else None
+    dbs.forget_tenant(row.id, previous)
     if granted_user:  # its previous database is kept, but no longer the tenant's to use
         try:
-            dbs.backend.revoke_database(granted_user, previous)
+            backend.revoke_database(granted_user, previous)
         except Exception:
             log.exception("could not revoke %s's privileges on %s", granted_user, previous)
     outcome = "replaced" if live else "created" if new else "revived"
@@ -150,7 +162,7 @@ def _restore(dbs: Databases, dump_path: Path, manifest: Manifest, subdomain: str
                          migrated=migrated)
 
 
-def _details(dbs: Databases, manifest: Manifest, database: str) -> dict:
+def _details(dbs: Databases, backend: Backend, manifest: Manifest, database: str) -> dict:
     """Company details for a tenant made from ``manifest``'s tenant: from that tenant's row
     (any status), else from the restored database's first admin (sign-up names it after the
     company)."""
@@ -159,7 +171,7 @@ def _details(dbs: Databases, manifest: Manifest, database: str) -> dict:
             TenantMaster.subdomain == manifest.tenant)) if manifest.tenant else None
         if source is not None:
             return {**{column: getattr(source, column) for column in COPIED}, **NO_REFERRAL}
-    engine = dbs.backend.create_engine(database, poolclass=sa.pool.NullPool)
+    engine = backend.create_engine(database, poolclass=sa.pool.NullPool)
     try:
         with Session(engine) as session:
             admin = session.scalar(sa.select(User).where(User.role == "admin")
@@ -173,15 +185,15 @@ def _details(dbs: Databases, manifest: Manifest, database: str) -> dict:
         engine.dispose()
 
 
-def _undo(dbs: Databases, database: str, made_user: str | None,
+def _undo(backend: Backend, database: str, made_user: str | None,
           granted_user: str | None) -> None:
     """Drop what a restore made before its switch failed; never raises (the cause does)."""
     try:
         if made_user:
-            dbs.backend.drop_user(made_user)
+            backend.drop_user(made_user)
         if granted_user:
-            dbs.backend.revoke_database(granted_user, database)
-        dbs.backend.drop_database(database)
+            backend.revoke_database(granted_user, database)
+        backend.drop_database(database)
     except Exception:
         log.exception("could not drop %s after a failed restore; `finvera tenants repair "
                       "--all --drop-orphans` drops it", database)

@@ -75,6 +75,8 @@ SERVERS_SECRET = (*MINIMAL_SECRETS, "tenantServers")
      "finvera:tenantServers[0].endpoint"),
     ({"tenantServers": [{**SERVER, "name": "primary"}]}, SERVERS_SECRET,
      "finvera:tenantServers[0].name"),
+    ({"tenantServers": [{**SERVER, "name": "default"}]}, SERVERS_SECRET,
+     "finvera:tenantServers[0].name"),
     ({"tenantServers": [SERVER, SERVER]}, SERVERS_SECRET, "finvera:tenantServers[1].name"),
     ({"tenantServers": [{**SERVER, "password": "x"}]}, SERVERS_SECRET,
      "finvera:tenantServers[0].password"),

@@ -1,9 +1,12 @@
 """infra/__main__.py and the FinveraDatabases component under Pulumi's mocks: the resources
 declared per config, least privilege for the application user, and secrets kept secret."""
 
+import json
+
 import pulumi
 import pytest
 
+from api.config import load_settings
 from infra.databases import (
     SCHEMA_PRIVILEGES,
     FinveraDatabases,
@@ -82,7 +85,7 @@ def test_outputs_are_the_api_environment():
         "DB_HOST": "db.example", "DB_PORT": "3306", "DB_NAME": "finvera_db",
         "MASTER_DB_NAME": "finvera_master", "DB_USER": "finvera_app",
         "DB_PASSWORD": user["plaintextPassword"], "USE_SEPARATE_DB_USERS": "false",
-        "TENANT_DB_PREFIX": "finvera_tenant_", "tenantServerEndpoints": {}, "tenantUsers": {},
+        "TENANT_DB_PREFIX": "finvera_tenant_", "TENANT_DB_SERVERS": "", "tenantUsers": {},
     }
     assert deployment.secret_outputs == {"DB_PASSWORD", "tenantUsers"}
 
@@ -148,7 +151,7 @@ def test_each_listed_tenant_gets_a_user_on_its_database_alone():
     assert len(deployment.of_type(RANDOM_PASSWORD)) == 3
     assert "tenantUsers" in deployment.secret_outputs
     assert deployment.outputs["tenantUsers"] == {
-        name: {"server": "primary", "user": name, "password": users[name]["plaintextPassword"]}
+        name: {"server": "default", "user": name, "password": users[name]["plaintextPassword"]}
         for name in tenants}
     assert_secrets_never_plain(
         deployment, {"admin-secret", *(u["plaintextPassword"] for u in users.values())})
@@ -178,9 +181,23 @@ def test_several_servers_each_get_a_provider_the_app_user_and_tenant_grants():
     (tenant,) = [u for u in deployment.of_type(USER) if u.inputs["user"] != "finvera_app"]
     assert deployment.endpoint_of(tenant) == "db2.example:3307"
     assert deployment.outputs["tenantUsers"]["finvera_tenant_globex_2"]["server"] == "tenants-2"
-    assert deployment.outputs["tenantServerEndpoints"] == {
-        "tenants-2": "db2.example:3307", "tenants-3": "db3.example:3306"}
+    assert json.loads(deployment.outputs["TENANT_DB_SERVERS"]) == {
+        "tenants-2": {"host": "db2.example", "port": 3307},
+        "tenants-3": {"host": "db3.example", "port": 3306}}
     assert_secrets_never_plain(deployment, {"admin-secret", "admin2-secret", "admin3-secret"})
+
+
+def test_the_upper_case_outputs_are_settings_the_api_accepts():
+    """The stack's environment, as the deploy workflow loads it, configures every server."""
+    deployment = run_program({**MINIMAL, "tenantServers": SERVERS[1:]}, SERVERS_SECRETS)
+    environment = {name: value for name, value in deployment.outputs.items()
+                   if name.isupper()}
+    settings = load_settings({**environment, "ENCRYPTION_KEY": "k" * 32})
+
+    (server,) = settings.tenant_db_servers
+    assert (server.name, server.host, server.port, server.user, server.password) == (
+        "tenants-3", "db3.example", 3306, "finvera_app", deployment.outputs["DB_PASSWORD"])
+    assert settings.server_names == ("default", "tenants-3")
 
 
 def test_every_resource_is_a_child_of_the_component():

@@ -83,7 +83,8 @@ def test_over_its_storage_limit_a_tenant_reads_but_cannot_write(app, client, adm
         session.get(TenantMaster, tenant.id).storage_limit_mb = 1
         session.commit()
     dbs.directory.forget(tenant.id)
-    dbs.storage._sizes[tenant.db_name] = (float("inf"), 2 * 2**20)  # measured: 2 MiB
+    measured = (float("inf"), 2 * 2**20)  # 2 MiB, for ever
+    dbs.storage._sizes[(tenant.db_server, tenant.db_name)] = measured
     refused = client.post("/api/ledgers", headers=headers, json={**body, "name": "Bank"})
     assert (refused.status_code, refused.json["error"]["code"]) == (507,
                                                                    "storage_limit_exceeded")

@@ -308,3 +308,46 @@ def test_tenant_databases_are_backed_up_by_tier_or_by_subdomain(app, settings, t
     copy = f"{settings.tenant_db_prefix}acme_copy"
     assert runner.invoke(args=["restore", str(dump), "--as-database", copy]).exit_code == 0
     assert table_rows(dbs.backend, copy) == table_rows(dbs.backend, db_name)
+
+
+@pytest.mark.mysql
+def test_tenants_on_two_servers_are_backed_up_and_restored_on_their_own(servers_app, tmp_path):
+    from api.tenancy.provisioning import SignUp, provision_tenant
+    from tests.conftest import SECOND
+
+    dbs = servers_app.extensions["finvera"]
+    tenants = {sub: provision_tenant(dbs, SignUp(sub.title(), sub, f"owner@{sub}.in",
+                                                 admin_password="long enough")).tenant
+               for sub in ("acme", "zenith")}
+    assert [tenant.db_server for tenant in tenants.values()] == ["default", SECOND]
+    zenith = tenants["zenith"]
+    engine = dbs.servers[SECOND].create_engine(zenith.db_name)
+    with engine.begin() as connection:
+        insert_rows(connection, Tier.TENANT)
+    engine.dispose()
+
+    runner = servers_app.test_cli_runner()
+    result = runner.invoke(args=["backup", "--tier", "all", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    dumps = {read_manifest(path).tenant or read_manifest(path).tier: path
+             for path in tmp_path.glob("*.gz")}
+    assert set(dumps) == {Tier.MAIN, Tier.MASTER, "acme", "zenith"}
+    for subdomain, tenant in tenants.items():
+        rows = table_rows(dbs.servers[tenant.db_server], tenant.db_name)
+        assert read_manifest(dumps[subdomain]).row_counts == {
+            table: len(content) for table, content in rows.items()}
+
+    copy = f"{dbs.settings.tenant_db_prefix}zenith_copy"
+    result = runner.invoke(args=["restore", str(dumps["zenith"]), "--as-database", copy,
+                                 "--server", SECOND])
+    assert result.exit_code == 0 and f"into {copy} on server {SECOND}:" in result.output
+    assert table_rows(dbs.servers[SECOND], copy) == table_rows(dbs.servers[SECOND],
+                                                                zenith.db_name)
+    assert copy not in dbs.backend.list_databases(dbs.settings.tenant_db_prefix)
+    for args, reason in (
+            (["restore", str(dumps[Tier.MAIN]), "--as-database", "x_main", "--server", SECOND],
+             "lives on the default server only"),
+            (["restore", str(dumps["acme"]), "--as-database", copy + "2", "--server", "nowhere"],
+             "database server 'nowhere' is not configured")):
+        refused = runner.invoke(args=args)
+        assert refused.exit_code == 1 and reason in refused.output, refused.output

@@ -2,10 +2,13 @@
 tenant and only them, N at a time, once each; status and dry-run; failures, concurrent runs,
 sign-ups during a run, and a run killed half-way."""
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +27,8 @@ from api.tenancy import fleet, migrations
 from api.tenancy.fleet import FleetBusy, FleetMigrator, TenantResult
 from api.tenancy.migrations import Tier, migration_ids, pending_ids
 from api.tenancy.provisioning import SignUp, provision_tenant
+from api.tenancy.registry import live_tenants
+from tests.conftest import SECOND, initialized_app, mysql_environment
 
 COLUMN_MIGRATION = "0099.tenant-fleet-test"
 INDEX_MIGRATION = "0100.tenant-fleet-test-index"
@@ -203,20 +208,29 @@ def test_status_and_dry_run_show_each_tenant_and_change_nothing(dbs, runner, add
 
     # Read in batches (of two here), a batch with an unreadable database is read one by one.
     on_tenant_database(dbs, databases["charlie"], "DROP TABLE _yoyo_migration")
-    statements = count_statements(dbs.master_engine)
-    report = FleetMigrator(dbs, batch_size=2).check()
+    with batch_reads() as statements:
+        report = FleetMigrator(dbs, batch_size=2).check()
     assert [result.pending for result in report.results] == [
         (), (COLUMN_MIGRATION,), tuple(migration_ids(Tier.TENANT))]
     if dbs.backend.name == "mysql":  # one statement per batch: [alpha, bravo], [charlie]
-        assert sum("_yoyo_migration" in statement for statement in statements) == 2
+        assert len(statements) == 2
 
 
-def count_statements(engine) -> list[str]:
-    """The SQL statements ``engine`` runs from now on."""
+@contextlib.contextmanager
+def batch_reads():
+    """The fleet's batch reads (``SELECT '<db>', migration_id FROM ...``) that any engine runs
+    in the block, as (server port, statement)."""
     seen = []
-    sa.event.listen(engine, "before_cursor_execute",
-                    lambda _conn, _cursor, statement, *_rest: seen.append(statement))
-    return seen
+
+    def note(connection, _cursor, statement, *_rest):
+        if statement.startswith("SELECT '"):
+            seen.append((connection.engine.url.port, statement))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", note)
 
 
 def test_one_failing_tenant_does_not_stop_the_others_and_a_rerun_finishes(dbs, runner,
@@ -391,3 +405,68 @@ def test_on_a_terminal_progress_is_a_bar(monkeypatch, capsys):
     progress.close()
     output = capsys.readouterr().out
     assert "3/3" in output and "tenant alpha" not in output
+
+
+@pytest.mark.mysql
+def test_the_fleet_reads_and_migrates_each_tenant_on_its_own_server(servers_app, add_migration,
+                                                                    monkeypatch):
+    dbs = servers_app.extensions["finvera"]
+    databases = {}  # one after another: at once, all four could land on one server
+    for name in ("alpha", "bravo", "charlie", "delta"):
+        databases.update(make_tenants(dbs, name))
+    servers = {row.subdomain: row.db_server for row in live_tenants(dbs)}
+    assert sorted(servers.values()) == ["default", "default", SECOND, SECOND]
+    add_column_migration(add_migration)
+    reads_each = []
+    monkeypatch.setattr(FleetMigrator, "_read_each",
+                        lambda self, backend, names: reads_each.append(names) or ({}, {}))
+
+    with batch_reads() as statements:
+        report = FleetMigrator(dbs).check()
+    assert [result.pending for result in report.results] == [(COLUMN_MIGRATION,)] * 4
+    assert reads_each == []  # no batch failed: each was read on the server that holds it
+    ports = {server: backend.port for server, backend in dbs.servers.items()}
+    assert sorted(port for port, _ in statements) == sorted(ports.values())
+    for port, statement in statements:
+        on_it = [name for name, server in servers.items() if ports[server] == port]
+        assert sorted(re.findall(r"SELECT '(\w+)'", statement)) == sorted(
+            databases[name] for name in on_it)
+
+    result = servers_app.test_cli_runner().invoke(
+        args=["migrate", "--tier", "tenant", "--all", "--parallel", "2"])
+    assert result.exit_code == 0, result.output
+    for name, server in servers.items():
+        where = "" if server == "default" else f" ({server})"
+        assert f"tenant {name}{where}: applied {COLUMN_MIGRATION}" in lines(result)
+        engine = dbs.servers[server].create_engine(databases[name], poolclass=sa.pool.NullPool)
+        assert pending_ids(engine, Tier.TENANT) == []
+        engine.dispose()
+
+
+@pytest.mark.mysql
+def test_a_server_that_cannot_be_read_fails_its_tenants_only(mysql_server, second_mariadb,
+                                                             add_migration):
+    nowhere = socket.socket()
+    nowhere.bind(("127.0.0.1", 0))  # a port with nothing listening: connections are refused
+    servers = {SECOND: {"host": second_mariadb.host, "port": second_mariadb.port,
+                        "user": "root", "password": ""},
+               "tenants-3": {"host": "127.0.0.1", "port": nowhere.getsockname()[1]}}
+    env = mysql_environment(mysql_server, TENANT_DB_SERVERS=json.dumps(servers),
+                            TENANT_DB_SERVERS_CLOSED="tenants-3", DB_CONNECT_TIMEOUT="1")
+    try:
+        with initialized_app(env) as app:
+            dbs = app.extensions["finvera"]
+            make_tenants(dbs, "alpha", "bravo")
+            with Session(dbs.master_engine) as session:  # a tenant on the missing server
+                session.add(TenantMaster(subdomain="lost", company_name="Lost", email="o@l.in",
+                                         status="active", db_server="tenants-3",
+                                         db_name=f"{dbs.settings.tenant_db_prefix}lost_1"))
+                session.commit()
+            add_column_migration(add_migration)
+            result = app.test_cli_runner().invoke(args=["migrate", "--tier", "tenant", "--all"])
+    finally:
+        nowhere.close()
+    assert result.exit_code == 1
+    assert "summary: 2 applied (2 migrations), 0 current, 1 failed (3 tenants)" in lines(result)
+    assert any(line.startswith("failed: lost: server tenants-3: ") and "refused" in line
+               for line in lines(result)), result.output

@@ -10,7 +10,8 @@ from api import create_app
 from api.config import load_settings
 from api.tenancy.migrations import Tier, pending_ids
 from api.tenancy.pool import fill, pool_prefix, pooled
-from api.tenancy.provisioning import SignUp, provision_tenant, repair
+from api.tenancy.provisioning import SignUp, provision_tenant
+from api.tenancy.repair import repair
 
 
 @pytest.fixture
@@ -19,10 +20,16 @@ def pooled_app(environment, settings):
     dbs = app.extensions["finvera"]
     dbs.initialize()
     yield app
-    for thread in threading.enumerate():  # let refills finish before their databases go
+    join_refills()
+    dbs.dispose()
+
+
+def join_refills() -> None:
+    """Let background refills finish before their databases are dropped (a DROP DATABASE
+    would otherwise wait on a migration that waits on it)."""
+    for thread in threading.enumerate():
         if thread.name == "tenant-pool-refill":
             thread.join(60)
-    dbs.dispose()
 
 
 def wait_for(condition, seconds=30):
@@ -79,3 +86,25 @@ def test_two_sign_ups_never_claim_the_same_database(pooled_app):
     for thread in threads:
         thread.join()
     assert len(set(names)) == 3
+
+
+@pytest.mark.mysql
+def test_each_open_server_keeps_a_pool_and_a_sign_up_claims_on_its_own(servers_environment):
+    from tests.conftest import SECOND, initialized_app
+
+    env = {**servers_environment, "TENANT_POOL_SIZE": "1"}
+    with initialized_app(env) as app:
+        dbs = app.extensions["finvera"]
+        assert len(fill(dbs)) == 2
+        ready = {server: pooled(dbs, server) for server in ("default", SECOND)}
+        assert [len(names) for names in ready.values()] == [1, 1]
+        first = provision_tenant(dbs, SignUp("A", "aaa", "o@a.in", admin_password="x" * 12))
+        second = provision_tenant(dbs, SignUp("B", "bbb", "o@b.in", admin_password="x" * 12))
+        for tenant, server in ((first.tenant, "default"), (second.tenant, SECOND)):
+            assert (tenant.db_server, tenant.db_name) == (server, ready[server][0])
+        join_refills()
+        assert all(len(pooled(dbs, server)) == 1 for server in ready)  # refilled on each
+    closed_env = {**env, "TENANT_DB_SERVERS_CLOSED": SECOND}
+    with initialized_app(closed_env) as app:
+        dbs = app.extensions["finvera"]
+        assert len(fill(dbs)) == 1 and pooled(dbs, SECOND) == []  # a closed server: no refill

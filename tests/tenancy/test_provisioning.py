@@ -22,9 +22,9 @@ from api.tenancy.provisioning import (
     TenantConflict,
     drop_tenant_database,
     provision_tenant,
-    repair,
     tenant_db_user,
 )
+from api.tenancy.repair import repair
 
 
 class Crash(BaseException):
@@ -145,8 +145,8 @@ def test_orphans_are_listed_then_dropped_and_live_databases_never(dbs):
     live = provision_tenant(dbs, signup()).tenant.db_name
     orphan = f"{dbs.settings.tenant_db_prefix}orphan_1"
     dbs.backend.create_database(orphan)
-    assert repair(dbs).orphan_databases == [orphan]
-    assert repair(dbs, drop_orphans=True).dropped == [orphan]
+    assert repair(dbs).orphan_databases == [("default", orphan)]
+    assert repair(dbs, drop_orphans=True).dropped == [("default", orphan)]
     assert tenant_databases(dbs) == [live]
     with pytest.raises(BackendError, match="live tenant"):
         drop_tenant_database(dbs, live)
@@ -210,3 +210,36 @@ def test_separate_users_reach_their_own_database_only(mysql_server):
         for name in dbs.backend.list_databases(dbs.settings.tenant_db_prefix):
             dbs.backend.drop_database(name)
         dbs.dispose()
+
+
+@pytest.mark.mysql
+def test_repair_cleans_and_finds_orphans_on_every_server(servers_app):
+    from tests.conftest import SECOND
+
+    dbs = servers_app.extensions["finvera"]
+    first = provision_tenant(dbs, signup("first")).tenant
+
+    def crash(current):
+        if current == "create_admin":
+            raise Crash
+
+    with pytest.raises(Crash):  # placed on the second server, killed after migrating there
+        provision_tenant(dbs, signup("second"), on_step=crash)
+    second = tenant_row(dbs, "second")
+    assert (first.db_server, second.db_server) == ("default", SECOND)
+    on_second = dbs.servers[SECOND]
+    prefix = dbs.settings.tenant_db_prefix
+    assert on_second.list_databases(prefix) == [second.db_name]
+    orphan = f"{prefix}orphan_2"
+    for name in (orphan, first.db_name):  # first's name, but not where first's row says
+        on_second.create_database(name)
+
+    report = repair(dbs, drop_orphans=True)
+    assert report.cleaned == {"second": [second.db_name]}
+    assert tenant_row(dbs, "second").status == "failed"
+    assert sorted(report.orphan_databases) == sorted([(SECOND, orphan), (SECOND, first.db_name)])
+    assert sorted(report.dropped) == sorted(report.orphan_databases)
+    assert on_second.list_databases(prefix) == []
+    assert tenant_databases(dbs) == [first.db_name]
+    with pytest.raises(BackendError, match="live tenant"):
+        drop_tenant_database(dbs, first.db_name, "default")

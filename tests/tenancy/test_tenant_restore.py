@@ -14,7 +14,7 @@ from api.tenancy import tenant_restore
 from api.tenancy.backups import BackupError, backup_database, read_manifest
 from api.tenancy.databases import Databases
 from api.tenancy.migrations import Tier
-from api.tenancy.provisioning import SignUp, _subdomain_lock, provision_tenant, tenant_db_user
+from api.tenancy.provisioning import SignUp, provision_tenant, subdomain_lock, tenant_db_user
 from api.tenancy.tenant_restore import restore_as_tenant
 from tests.tenancy.test_backups import TRICKY, table_rows
 
@@ -251,7 +251,7 @@ def test_refusals_change_nothing(app, client, runner, tmp_path):
     }).to_json())
     with pytest.raises(BackupError, match="migrations this release does not know"):
         restore_as_tenant(dbs, future, "acme-two")
-    with dbs.backend.lock(_subdomain_lock(dbs, "acme-two"), timeout=0), \
+    with dbs.backend.lock(subdomain_lock(dbs, "acme-two"), timeout=0), \
             pytest.raises(BackupError, match="under way"):
         restore_as_tenant(dbs, backup, "acme-two")
     assert (rows_of_master(app), tenant_databases(app)) == unchanged

@@ -1,0 +1,1 @@
+ALTER TABLE tenant_master DROP COLUMN status_before_move;
