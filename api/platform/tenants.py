@@ -68,6 +68,7 @@ class TenantJson(TypedDict):
     status_reason: str | None
     db_name: str | None
     db_server: str
+    moving_to: str | None  # the server a move under way copies it to
     plan: str | None
     referral_code: str | None
     storage_limit_mb: int
