@@ -34,7 +34,7 @@ class Databases:
         self.connections = TenantConnectionManager(
             self.servers, settings.max_tenant_connections,
             idle_seconds=settings.tenant_idle_seconds,
-            checkout_timeout=settings.tenant_checkout_timeout_seconds)
+            checkout_timeout=settings.tenant_checkout_timeout_seconds, max_views=MAX_CACHED)
 
     def backend_of(self, server: str) -> Backend:
         """The backend of the server a tenant's row names; UnknownServer if none is set up."""
