@@ -8,10 +8,11 @@ began before it would have stored (a suspension is not undone by a lookup alread
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -30,9 +31,10 @@ class ExpiringCache(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: K, load: Callable[[], tuple[V, float] | None]) -> V | None:
-        """The cached value of ``key``, or what ``load`` gives: (value, seconds to keep it,
-        at most ``ttl``), or None (nothing found: returned, not cached)."""
+    def get(self, key: K, load: Callable[[], tuple | None]) -> V | None:
+        """The cached value of ``key``, or what ``load`` gives: (value or None, seconds to keep
+        it, at most ``ttl``[, other entries it read anew, to keep as long]), or None (nothing
+        found: returned, not cached)."""
         now = time.monotonic()
         with self._lock:
             cached = self._entries.get(key)
@@ -43,15 +45,26 @@ class ExpiringCache(Generic[K, V]):
         loaded = load()
         if loaded is None:
             return None
-        value, seconds = loaded
+        value, seconds, *more = loaded
+        entries: Mapping[K, V] = {**(more[0] if more else {}),
+                                  **({key: value} if value is not None else {})}
         seconds = min(seconds, self.ttl)
         with self._lock:
             if seconds > 0 and generation == self._generation:
-                self._entries[key] = (now + seconds, value)
-                self._entries.move_to_end(key)
+                for entry_key, entry in entries.items():
+                    self._entries[entry_key] = (now + seconds, entry)
+                    self._entries.move_to_end(entry_key)
                 while len(self._entries) > self.max_entries:
                     self._entries.popitem(last=False)
         return value
+
+    def expiring(self, within: float, among: int) -> list[tuple[K, V]]:
+        """The entries among the ``among`` most recently used that expire within ``within``
+        seconds: a load may read them anew on its way, so that busy keys do not miss."""
+        soon = time.monotonic() + within
+        with self._lock:
+            recent = itertools.islice(reversed(self._entries.items()), among)
+            return [(key, value) for key, (expires, value) in recent if expires <= soon]
 
     def forget(self, matches: Callable[[K, V], bool]) -> None:
         """Drop every entry for which ``matches(key, value)``, and any a load under way

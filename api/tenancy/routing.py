@@ -19,6 +19,10 @@ from api.tenancy.expiring import ExpiringCache
 from api.tenancy.subdomains import SUBDOMAIN
 
 MAX_CACHED = 10_000
+# A lookup that misses also reads anew the recently used tenants whose entries expire within
+# REFRESH_WITHIN seconds (of the REFRESH_AMONG most recently used): busy tenants stay cached,
+# and master is asked once where it would be asked several times.
+REFRESH_WITHIN, REFRESH_AMONG = 1.0, 32
 
 
 class RoutingError(Exception):
@@ -115,18 +119,28 @@ class TenantDirectory:
     def find(self, key: str) -> TenantRecord | None:
         """A tenant by subdomain or numeric id (cached), or None."""
         if key.isdigit() and len(key) <= 12:
-            where = TenantMaster.id == int(key)
+            column, value = TenantMaster.id, int(key)
         elif SUBDOMAIN.match(key):
-            where = TenantMaster.subdomain == key
+            column, value = TenantMaster.subdomain, key
         else:
             return None  # cannot be a tenant: no query is made
-        return self._cache.get(key, lambda: self._load(where))
+        return self._cache.get(key, lambda: self._load(column, value))
 
-    def _load(self, where) -> tuple[TenantRecord, float] | None:
-        """The tenant_master row ``where`` finds, decrypted, to keep for the TTL."""
+    def _load(self, column, value) -> tuple:
+        """The tenant whose ``column`` is ``value`` and the cached tenants about to expire,
+        read from tenant_master in one statement and decrypted, to keep for the TTL."""
+        expiring = self._cache.expiring(REFRESH_WITHIN, REFRESH_AMONG)
+        where = column == value
+        if expiring:
+            where = sa.or_(where, TenantMaster.id.in_({tenant.id for _, tenant in expiring}))
         with self._engine.connect() as conn:
-            row = conn.execute(sa.select(TenantMaster).where(where)).first()
-        return None if row is None else (self._record(row._mapping), self.ttl)
+            rows = {row.id: row._mapping for row in
+                    conn.execute(sa.select(TenantMaster).where(where))}
+        found = next((self._record(row) for row in rows.values()
+                      if row[column.key] == value), None)
+        again = {key: self._record(rows[tenant.id]) for key, tenant in expiring
+                 if tenant.id in rows and key in (str(tenant.id), rows[tenant.id]["subdomain"])}
+        return found, self.ttl, again
 
     def forget(self, tenant_id: int) -> None:
         """Drop every cached entry of a tenant, so this process sees its change at once."""
