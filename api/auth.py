@@ -3,12 +3,17 @@
 Wrong password and unknown user answer the same 401 (and take the same time: the hash is
 checked either way). Failed logins are counted per account: after five in 15 minutes the
 account answers 429 until the window moves.
+
+A tenant user's standing (active, role) is cached per process for TENANT_CACHE_TTL_SECONDS,
+as tenant lookups are: a deactivation or a role change takes effect at once in the process
+that made it, and in the others within the TTL.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import wraps
+from functools import cache, wraps
 
 import sqlalchemy as sa
 from flask import current_app, g, request
@@ -16,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
 from api.blueprints import admin_blueprint
-from api.db import main_session
+from api.db import databases, main_session
 from api.errors import ApiError, error_answers
 from api.models.main import AdminUser
 from api.models.tenant import User
@@ -27,8 +32,20 @@ from api.tenancy.tokens import ADMIN, TENANT, Claims, TokenInvalid, TokenService
 from api.tenant_request import current_tenant, tenant_blueprint, tenant_session
 from api.throttle import LoginThrottle
 
-# Checked against when the account does not exist, so both failures cost the same.
-_DUMMY_HASH = hash_password("no such user, no such password")
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against when the account does not exist, so both failures cost the same; made
+    on first use (one scrypt hash: not a cost for every command's start-up)."""
+    return hash_password("no such user, no such password")
+
+
+@dataclass(frozen=True)
+class SignedInUser:
+    """The tenant user a request is for (``g.user``): who, and with which role."""
+
+    id: int
+    role: str
 
 
 class LoginBody(BaseModel):
@@ -97,7 +114,7 @@ def _login(account_key: str, user, password: str, claims) -> tuple:
         raise ApiError(429, "too_many_attempts",
                        f"Too many failed logins; try again in {wait} seconds.",
                        headers={"Retry-After": str(wait)})
-    valid = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    valid = verify_password(user.password_hash if user else _dummy_hash(), password)
     if not (valid and user and user.is_active):
         throttle().failed(account_key)
         raise _unauthorized("Wrong email or password.")
@@ -126,6 +143,24 @@ def admin_required(*roles: str):
     return decorator
 
 
+def _standing(tenant, user_id: int) -> tuple[bool, str] | None:
+    """(is_active, role) of a user of the request's tenant, cached for the directory's TTL;
+    None if there is no such user."""
+    def load():
+        row = tenant_session().execute(
+            sa.select(User.is_active, User.role).where(User.id == user_id)).first()
+        return None if row is None else ((row.is_active, row.role),
+                                         databases().user_standing.ttl)
+    return databases().user_standing.get((tenant.id, tenant.db_name, user_id), load)
+
+
+def forget_user(user_id: int) -> None:
+    """Drop this tenant's user's cached standing: call after committing a change to it."""
+    tenant = current_tenant()
+    key = (tenant.id, tenant.db_name, user_id)
+    databases().user_standing.forget(lambda cached, _standing: cached == key)
+
+
 def tenant_user_required(*roles: str):
     """Only a token of this tenant's user (of one of ``roles`` when given); sets ``g.user``."""
     def decorator(view):
@@ -135,12 +170,13 @@ def tenant_user_required(*roles: str):
             if claims.scope != TENANT or claims.tenant_id != tenant.id \
                     or claims.tenant_db != tenant.db_name:
                 raise _unauthorized("This token is not for this tenant.")
-            user = tenant_session().get(User, claims.user_id)
-            if user is None or not user.is_active:
+            standing = _standing(tenant, claims.user_id)
+            if standing is None or not standing[0]:
                 raise _unauthorized()
-            if roles and user.role not in roles:
-                raise ApiError(403, "forbidden", f"Your role ({user.role}) cannot do this.")
-            g.user = user
+            role = standing[1]
+            if roles and role not in roles:
+                raise ApiError(403, "forbidden", f"Your role ({role}) cannot do this.")
+            g.user = SignedInUser(claims.user_id, role)
             return view(*args, **kwargs)
         return guarded
     return decorator
@@ -189,7 +225,7 @@ def tenant_login(body: LoginBody):
 @tenant_user_required()
 def tenant_me():
     """The signed-in tenant user, and the tenant the request was routed to."""
-    user, tenant = g.user, current_tenant()
+    user, tenant = tenant_session().get(User, g.user.id), current_tenant()
     return ok(user={"id": user.id, "email": user.email, "role": user.role,
                     "full_name": user.full_name},
               tenant={"id": tenant.id, "subdomain": tenant.subdomain,

@@ -6,11 +6,12 @@ gunicorn workers, which read the same 20 ledgers from one fixed tenant database
 (``FINVERA_BENCH_BASELINE_DB``) through a plain SQLAlchemy engine of their own, with no tenancy,
 no auth and no validation, and answer the same fields in the same envelope:
 
-- ``/bench/baseline/ledgers``: the two statements the routed read sends (the count and the
-  page), as plain SQL on a pooled connection; rows turned into dicts by hand. The floor.
-- ``/bench/baseline/ledgers-orm``: the same query built and loaded by the ORM, as
-  ``list_ledgers`` does (``paginate``, ``ledger_json``, ``ok``). The routed read minus this is
-  what tenancy, auth and validation cost; this minus the floor is what the ORM costs.
+- ``/bench/baseline/ledgers``: the statement the routed read sends (``ledgers_in_order`` and
+  ``page_rows``: the page and its total in one), on a plain Core connection, the rows through
+  ``ledger_json`` and ``ok``: the same read, on the same kind of connection. The floor.
+- ``/bench/baseline/ledgers-orm``: the page as ORM entities with a separate count
+  (``paginate``), as list endpoints that load entities do: "the same view without tenancy" in
+  the style django-tenants' and fastapi-tenancy's figures compare against.
 
 Only for benchmarks: the endpoints are open to anyone, so ``register`` is called by the
 benchmark's own server (``bench/common.py``), or by ``create_app`` only when
@@ -28,21 +29,14 @@ from flask import Flask, current_app
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
-from api.accounting.chart import ledger_json
-from api.accounting.rules import format_paise
-from api.listing import PageQuery, paginate
+from api.accounting.chart import ledger_json, ledgers_in_order
+from api.listing import PageQuery, page_rows, paginate
 from api.models.tenant import Ledger
 from api.responses import failure, ok
 from api.tenancy.backends import checked_identifier
 
 DATABASE_VARIABLE = "FINVERA_BENCH_BASELINE_DB"
 PAGE = 20
-_COLUMNS = ("ledgers.id, ledgers.name, ledgers.account_group_id, ledgers.opening_balance_paise, "
-            "ledgers.opening_balance_type, ledgers.gstin, ledgers.pan, ledgers.state_code, "
-            "ledgers.bill_wise, ledgers.is_active, ledgers.created_at, ledgers.updated_at")
-# The statements SQLAlchemy sends for the routed read (paginate), minus the database qualifier.
-COUNT_SQL = f"SELECT count(*) AS count_1 FROM (SELECT {_COLUMNS} FROM ledgers) AS anon_1"
-PAGE_SQL = f"SELECT {_COLUMNS} FROM ledgers ORDER BY ledgers.name, ledgers.id LIMIT %s, %s"
 
 
 class _PlainEngine:
@@ -71,17 +65,6 @@ class _PlainEngine:
         return self._engine
 
 
-def _row_json(row) -> dict:
-    """The fields ``ledger_json`` gives, from a plain row."""
-    (ledger_id, name, group_id, opening_paise, opening_type, gstin, pan, state_code,
-     bill_wise, is_active, _created, _updated) = row
-    return {"id": ledger_id, "name": name, "account_group_id": group_id,
-            "opening_balance": format_paise(opening_paise),
-            "opening_balance_type": opening_type, "gstin": gstin, "pan": pan,
-            "state_code": state_code, "bill_wise": bool(bill_wise),
-            "is_active": bool(is_active)}
-
-
 def register(app: Flask, database: str | None = None) -> None:
     """Add the baseline endpoints, reading ``database`` (default: $FINVERA_BENCH_BASELINE_DB)."""
     plain = _PlainEngine(database or os.environ.get(DATABASE_VARIABLE) or None)
@@ -95,9 +78,8 @@ def register(app: Flask, database: str | None = None) -> None:
         if engine is None:
             return unconfigured()
         with engine.connect() as conn:
-            total = conn.exec_driver_sql(COUNT_SQL).scalar()
-            rows = conn.exec_driver_sql(PAGE_SQL, (0, PAGE)).all()
-        return ok(ledgers=[_row_json(row) for row in rows], total=total)
+            rows, total = page_rows(conn, ledgers_in_order(), PageQuery(limit=PAGE))
+        return ok(ledgers=[ledger_json(row) for row in rows], total=total)
 
     def orm_ledgers():
         engine = plain.get()

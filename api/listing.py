@@ -1,9 +1,17 @@
-"""Paginated lists: limit and offset in, the page and the total out."""
+"""Paginated lists: limit and offset in, the page and the total out.
+
+``paginate`` loads ORM entities (a count, then the page); ``page_rows``, for the hot lists,
+plain rows and the total in one statement (``COUNT(*) OVER ()``).
+"""
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session
 
 MAX_LIMIT = 200
@@ -14,10 +22,37 @@ class PageQuery(BaseModel):
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
     offset: int = Field(0, ge=0, le=10**9)
 
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """pydantic's JSON schema, made once per query class and arguments: flask-openapi3
+        asks for it on every request it validates (to find list-typed fields), and pydantic
+        would build it anew each time. Shared: read it, do not change it."""
+        return _json_schema(cls, args, tuple(sorted(kwargs.items())))
+
+
+@cache
+def _json_schema(model: type[PageQuery], args: tuple, kwargs: tuple) -> dict[str, Any]:
+    return super(PageQuery, model).model_json_schema(*args, **dict(kwargs))
+
 
 def paginate(session: Session, query: sa.Select, page: PageQuery) -> tuple[list, int]:
     """One page of ``query``'s rows (in its order) and the count of all of them."""
-    total = session.scalar(sa.select(sa.func.count()).select_from(
-        query.order_by(None).subquery()))
+    total = _count(session, query)
     rows = session.scalars(query.limit(page.limit).offset(page.offset)).all()
     return rows, total
+
+
+def page_rows(on: Session | Connection, query: sa.Select, page: PageQuery) -> tuple[list[Row], int]:
+    """One page of ``query``'s rows (in its order) and the count of all of them, in one
+    statement; a page past the end costs a second one, for the count."""
+    counted = query.add_columns(sa.func.count().over().label("total_rows"))
+    rows = on.execute(counted.limit(page.limit).offset(page.offset)).all()
+    if rows:
+        return rows, rows[0].total_rows
+    if page.offset == 0:
+        return rows, 0
+    return rows, _count(on, query)
+
+
+def _count(on: Session | Connection, query: sa.Select) -> int:
+    return on.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))

@@ -358,7 +358,7 @@ def _register_stats(app) -> None:
         return {"pid": os.getpid(), "directory_entries": len(dbs.directory._cache),
                 "tenant_views": len(dbs.connections._views),
                 "open_tenant_connections": dbs.connections.open_connections,
-                "max_views": dbs.connections.max_engines}
+                "max_views": dbs.connections.max_views}
 
     app.add_url_rule("/bench/stats", "bench_stats", stats)
 

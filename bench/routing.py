@@ -4,7 +4,8 @@
 
 What is measured: GET /api/ledgers?limit=20 (20 ledgers per tenant), the platform's whole
 request flow (tenant from X-Tenant-ID through the cached directory, bearer token checked, the
-user's row read, query validated, the tenant's view of the shared pool, count and page), served
+user's standing checked, query validated, the tenant's view of the shared pool, the page and its
+count in one statement), served
 by gunicorn with the options of ``finvera serve`` (2 gthread workers, 8 threads). Requests are
 spread over the tenants by Zipf (s=1), and MAX_TENANT_CONNECTIONS (10) is well below the
 tenant count.
@@ -13,9 +14,10 @@ Against what, in the same server, in the same run: ``api/bench_baseline.py``'s e
 the same 20 rows of one fixed tenant database through a plain engine of their own with no
 tenancy, no auth, no validation, and answer the same JSON:
 
-- ``plain``: the same two statements, rows to dicts by hand (the floor of this read in Flask);
-- ``orm``: the same ORM query and serialisation as ``list_ledgers`` (the view without tenancy,
-  as django-tenants' and fastapi-tenancy's figures compare).
+- ``plain``: the same statement on a plain Core connection, the same serialisation (the floor
+  of this read in Flask);
+- ``orm``: the page as ORM entities and a separate count (the view without tenancy written
+  the ORM way, as django-tenants' and fastapi-tenancy's figures compare).
 
 Why so: the machine is small and shared, so absolute figures drift; the phases (plain, orm,
 routed) alternate, several rounds, order reversed every other round, and each figure is the

@@ -35,6 +35,7 @@ from api import create_app
 from api.config import load_settings
 from api.models.main import AdminUser
 from api.security import hash_password
+from api.tenancy.backends import PING_AFTER_IDLE
 from api.tenancy.connections import TenantConnectionManager
 from tests.reliability.conftest import figures, scaled
 from tests.throwaway_mariadb import ThrowawayMariaDB, unavailable_reason
@@ -356,8 +357,11 @@ def test_an_unreachable_server_costs_one_connect_timeout_then_recovers(platform)
 def test_a_hung_server_is_a_quick_503_too(platform, connection):
     """SIGSTOP the server: its next request must still end, as 503, within FAST seconds."""
     assert platform.me().status_code == 200
-    if connection == "fresh":
-        platform.connections.evict(platform.tenant_id)  # the next request connects anew
+    if connection == "fresh":  # the server dropped the pooled connection: the next request
+        platform.connections.evict(platform.tenant_id)  # connects anew
+        platform.kill_connections(platform.connection_ids())
+    else:  # idle long enough to be pinged: within PING_AFTER_IDLE of its use it is not
+        time.sleep(PING_AFTER_IDLE + 0.2)
     platform.server.freeze()
     outcome: dict = {}
     worker = threading.Thread(target=lambda: outcome.update(answer=timed(platform.me)),

@@ -10,7 +10,7 @@ from api.accounting.fields import GSTIN, PAN, Paise, StateCode
 from api.accounting.rules import format_paise
 from api.auth import tenant_user_required
 from api.errors import CONFLICT, ApiError
-from api.listing import PageQuery, paginate
+from api.listing import PageQuery, page_rows, paginate
 from api.models.tenant import AccountGroup, Ledger, VoucherLedgerEntry
 from api.operations import IN_TENANT, ensure_unique, get_or_404, referenced
 from api.responses import DELETED, Answers, ok, shown
@@ -52,7 +52,7 @@ def group_json(group: AccountGroup) -> AccountGroupJson:
             "affects_gross_profit": group.affects_gross_profit, "is_system": group.is_system}
 
 
-def ledger_json(ledger: Ledger) -> LedgerJson:
+def ledger_json(ledger: Ledger | sa.Row) -> LedgerJson:
     return {"id": ledger.id, "name": ledger.name, "account_group_id": ledger.account_group_id,
             "opening_balance": format_paise(ledger.opening_balance_paise),
             "opening_balance_type": ledger.opening_balance_type, "gstin": ledger.gstin,
@@ -191,19 +191,28 @@ class LedgerUpdate(BaseModel):
 
 
 LEDGER_COLUMNS = {"opening_balance": "opening_balance_paise"}
+# What ledger_json shows, as Core columns: the list reads plain rows of these (no entities).
+LEDGER_ROW = tuple(Ledger.__table__.c[name] for name in (
+    "id", "name", "account_group_id", "opening_balance_paise", "opening_balance_type", "gstin",
+    "pan", "state_code", "bill_wise", "is_active"))
+
+
+def ledgers_in_order() -> sa.Select:
+    """Every ledger's LEDGER_ROW, by name (then id)."""
+    return sa.select(*LEDGER_ROW).order_by(Ledger.__table__.c.name, Ledger.__table__.c.id)
 
 
 @bp.get("/ledgers", responses=LEDGERS.page)
 @tenant_user_required()
 def list_ledgers(query: LedgerQuery):
     """Ledgers by name, filtered by group or a name search."""
-    select = sa.select(Ledger).order_by(Ledger.name, Ledger.id)
+    select, table = ledgers_in_order(), Ledger.__table__
     if query.account_group_id is not None:
-        select = select.where(Ledger.account_group_id == query.account_group_id)
+        select = select.where(table.c.account_group_id == query.account_group_id)
     if query.search:
         escaped = query.search.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-        select = select.where(Ledger.name.like(f"%{escaped}%", escape="\\"))
-    ledgers, total = paginate(tenant_session(), select, query)
+        select = select.where(table.c.name.like(f"%{escaped}%", escape="\\"))
+    ledgers, total = page_rows(tenant_session(), select, query)
     return ok(ledgers=[ledger_json(ledger) for ledger in ledgers], total=total)
 
 

@@ -2,7 +2,8 @@
 
 Roles: ``admin`` (everything), ``accountant`` (the books, not users), ``viewer`` (read only).
 Users are never hard-deleted (vouchers and audit rows point at them): DELETE deactivates, and a
-deactivated user's tokens stop working because ``tenant_user_required`` checks ``is_active``.
+deactivated user's tokens stop working because ``tenant_user_required`` checks ``is_active``
+(at once in this process, within TENANT_CACHE_TTL_SECONDS in the others).
 No endpoint ever returns the password hash.
 """
 
@@ -12,7 +13,7 @@ from typing import Literal
 
 from api.accounts import Accounts, account_schemas
 from api.accounts import account_json as user_json
-from api.auth import tenant_user_required
+from api.auth import forget_user, tenant_user_required
 from api.errors import CONFLICT
 from api.models.tenant import User
 from api.operations import IN_TENANT
@@ -54,11 +55,15 @@ def get_user(path: IdPath):
 @tenant_user_required("admin")
 def update_user(path: IdPath, body: UserUpdate):
     """Rename, change role, (de)activate or set a new password; the last admin stays one."""
-    return ACCOUNTS.update(path.id, body)
+    answer = ACCOUNTS.update(path.id, body)
+    forget_user(path.id)
+    return answer
 
 
 @bp.delete("/users/<int:id>", responses=USERS.one | CONFLICT)
 @tenant_user_required("admin")
 def deactivate_user(path: IdPath):
     """Deactivate a user (vouchers and audit rows keep pointing at them); returns the user."""
-    return ACCOUNTS.deactivate(path.id)
+    answer = ACCOUNTS.deactivate(path.id)
+    forget_user(path.id)
+    return answer

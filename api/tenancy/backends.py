@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import re
+import select
 import sqlite3
 import ssl
 import time
@@ -37,6 +38,10 @@ DEFAULT_SERVER = "default"  # the DB_HOST server (or SQLite): main, master, and 
 ER_DB_CREATE_EXISTS = 1007
 ER_DB_DROP_EXISTS = 1008
 ER_CANNOT_USER = 1396
+# A pooled connection idle at least this long is pinged on checkout; one used more recently is
+# only looked at (see MySQLBackend._check): HikariCP's trade (it skips its check within 500 ms
+# of a connection's last use).
+PING_AFTER_IDLE = 1.0
 
 
 class BackendError(Exception):
@@ -197,19 +202,37 @@ class MySQLBackend(Backend):
         engine = sa.create_engine(self.url(database, user, password),
                                   connect_args=connect_args, hide_parameters=True, **options)
         sa.event.listen(engine, "connect", self._after_connect)
-        sa.event.listen(engine, "checkout", self._ping)
+        sa.event.listen(engine, "checkin", _mark_idle)
+        sa.event.listen(engine, "checkout", self._check)
         return engine
 
     def _after_connect(self, dbapi_connection, _record) -> None:
         _set_timeouts(dbapi_connection, self.query_timeout)
 
-    def _ping(self, dbapi_connection, _record, _proxy) -> None:
-        """Check a pooled connection before use, within the connect timeout; a dead one is
-        replaced (SQLAlchemy retries the checkout on DisconnectionError)."""
+    def _check(self, dbapi_connection, record, _proxy) -> None:
+        """Check a pooled connection before use, and replace a dead one (DisconnectionError:
+        SQLAlchemy retries the checkout on another).
+
+        One idle for PING_AFTER_IDLE or more is pinged, within the connect timeout; one used
+        more recently is only looked at, at no round trip: a server that closed it (restart,
+        KILL, wait_timeout) has made its socket readable. A server that hangs within that
+        second costs the query its read timeout, as a hang in mid-query always does. A ping
+        that times out (the server accepts but does not answer) fails the checkout at once:
+        a retry would wait another connect timeout on the same server.
+        """
+        idle_since = record.info.get("idle_since")
+        if idle_since is None:  # it has just connected
+            return
+        if time.monotonic() - idle_since < PING_AFTER_IDLE:
+            if _readable(dbapi_connection):
+                raise sa.exc.DisconnectionError("connection closed by the server")
+            return
         _set_timeouts(dbapi_connection, self.connect_timeout)
         try:
             dbapi_connection.ping(reconnect=False)
         except pymysql.err.Error as exc:
+            if isinstance(exc.__context__, TimeoutError):  # PyMySQL's "Lost connection"
+                raise
             raise sa.exc.DisconnectionError(f"stale connection: {exc}") from exc
         finally:
             _set_timeouts(dbapi_connection, self.query_timeout)
@@ -307,6 +330,22 @@ class MySQLBackend(Backend):
                     on_close(self)
 
         return CountedConnection(*cargs, **cparams)
+
+
+def _mark_idle(_dbapi_connection, record) -> None:
+    """checkin hook: remember when the connection went idle (the next checkout's check)."""
+    record.info["idle_since"] = time.monotonic()
+
+
+def _readable(dbapi_connection) -> bool:
+    """Whether an idle PyMySQL connection has something to read, or is shut: an idle MySQL
+    connection never has, unless the server closed it or wrote its last error to it."""
+    sock = dbapi_connection._sock
+    if sock is None:
+        return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
 
 
 def _set_timeouts(dbapi_connection, seconds: float) -> None:

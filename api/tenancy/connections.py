@@ -17,7 +17,7 @@ Either way the bound counts every connection of the process, to whichever server
 connection is busy the caller waits a short, configured time and then
 gets ``PoolExhausted`` (or SQLAlchemy's pool TimeoutError). Connections idle longer than the
 idle timeout are closed by a reaper thread. Dropped connections are replaced by the backend's
-bounded ping on checkout.
+check on checkout (a bounded ping after a second idle, a look at the socket before).
 """
 
 from __future__ import annotations
@@ -66,11 +66,13 @@ class TenantConnectionManager:
 
     def __init__(self, backends: Mapping[str, Backend], max_connections: int, *,
                  idle_seconds: float = 300, checkout_timeout: float = 2.0,
-                 max_engines: int | None = None) -> None:
+                 max_engines: int | None = None, max_views: int = 10_000) -> None:
         self.backends = backends  # by server name
         self.idle_seconds = idle_seconds
         self.checkout_timeout = checkout_timeout
         self.max_engines = max_engines or max(64, 4 * max_connections)
+        # Views hold no connection (a few KiB each): as many as the directory caches tenants.
+        self.max_views = max_views
         self._slots = _Slots(max_connections)
         self._engines: OrderedDict[int, tuple[TenantTarget, Engine, float]] = OrderedDict()
         # Pools of engines we let go of while some of their connections were in use: those
@@ -134,7 +136,7 @@ class TenantConnectionManager:
             view = shared.execution_options(
                 schema_translate_map={None: target.database})
             self._views[target.tenant_id] = (target, view)
-            while len(self._views) > self.max_engines:
+            while len(self._views) > self.max_views:
                 self._views.popitem(last=False)
             return view
 

@@ -7,8 +7,9 @@ from api.tenancy import migrations
 from api.tenancy.backends import DEFAULT_SERVER, Backend, backends_for, server_backend
 from api.tenancy.connections import TenantConnectionManager
 from api.tenancy.crypto import ConnectionCipher
+from api.tenancy.expiring import ExpiringCache
 from api.tenancy.migrations import Tier
-from api.tenancy.routing import TenantDirectory
+from api.tenancy.routing import MAX_CACHED, TenantDirectory
 from api.tenancy.storage import StorageMeter
 
 
@@ -25,11 +26,15 @@ class Databases:
         self.cipher = ConnectionCipher(list(settings.encryption_keys))
         self.directory = TenantDirectory(self.master_engine, self.cipher,
                                          settings.tenant_cache_ttl_seconds)
+        # Tenant users' (is_active, role) by (tenant id, database, user id), trusted as long as
+        # tenant lookups are (api/auth.py reads it and forgets a user it changed).
+        self.user_standing: ExpiringCache[tuple[int, str, int], tuple[bool, str]] = \
+            ExpiringCache(MAX_CACHED, settings.tenant_cache_ttl_seconds)
         self.storage = StorageMeter(self.servers, settings.storage_cache_seconds)
         self.connections = TenantConnectionManager(
             self.servers, settings.max_tenant_connections,
             idle_seconds=settings.tenant_idle_seconds,
-            checkout_timeout=settings.tenant_checkout_timeout_seconds)
+            checkout_timeout=settings.tenant_checkout_timeout_seconds, max_views=MAX_CACHED)
 
     def backend_of(self, server: str) -> Backend:
         """The backend of the server a tenant's row names; UnknownServer if none is set up."""
@@ -37,8 +42,9 @@ class Databases:
 
     def forget_tenant(self, tenant_id: int, database: str | None) -> None:
         """Make this process see a tenant's change at once (suspended, deleted, moved): its
-        cached lookup, connections and measured size go."""
+        cached lookup, its users' standing, connections and measured size go."""
         self.directory.forget(tenant_id)
+        self.user_standing.forget(lambda key, _standing: key[0] == tenant_id)
         self.connections.evict(tenant_id)
         if database:
             self.storage.forget(database)

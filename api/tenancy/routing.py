@@ -7,9 +7,6 @@ Only found tenants are cached: a tenant created elsewhere is found on its first 
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -18,9 +15,14 @@ from sqlalchemy.engine import Engine
 from api.models.master import TenantMaster
 from api.tenancy.connections import TenantTarget
 from api.tenancy.crypto import ConnectionCipher
+from api.tenancy.expiring import ExpiringCache
 from api.tenancy.subdomains import SUBDOMAIN
 
 MAX_CACHED = 10_000
+# A lookup that misses also reads anew the recently used tenants whose entries expire within
+# REFRESH_WITHIN seconds (of the REFRESH_AMONG most recently used): busy tenants stay cached,
+# and master is asked once where it would be asked several times.
+REFRESH_WITHIN, REFRESH_AMONG = 1.0, 32
 
 
 class RoutingError(Exception):
@@ -89,11 +91,7 @@ class TenantDirectory:
     def __init__(self, master_engine: Engine, cipher: ConnectionCipher,
                  ttl_seconds: float) -> None:
         self._engine, self._cipher, self.ttl = master_engine, cipher, ttl_seconds
-        self._cache: OrderedDict[str, tuple[float, TenantRecord]] = OrderedDict()
-        self._lock = threading.Lock()
-        # Bumped by forget(): a lookup whose query began before a forget must not cache what
-        # it read (a suspension would otherwise be undone for a TTL in this very process).
-        self._generation = 0
+        self._cache: ExpiringCache[str, TenantRecord] = ExpiringCache(MAX_CACHED, ttl_seconds)
 
     def resolve(self, header: str | None, subdomain: str | None) -> TenantRecord:
         """The tenant a request may be served for, or the RoutingError that says why not.
@@ -121,37 +119,32 @@ class TenantDirectory:
     def find(self, key: str) -> TenantRecord | None:
         """A tenant by subdomain or numeric id (cached), or None."""
         if key.isdigit() and len(key) <= 12:
-            where = TenantMaster.id == int(key)
+            column, value = TenantMaster.id, int(key)
         elif SUBDOMAIN.match(key):
-            where = TenantMaster.subdomain == key
+            column, value = TenantMaster.subdomain, key
         else:
             return None  # cannot be a tenant: no query is made
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached and cached[0] > now:
-                self._cache.move_to_end(key)
-                return cached[1]
-            generation = self._generation
+        return self._cache.get(key, lambda: self._load(column, value))
+
+    def _load(self, column, value) -> tuple:
+        """The tenant whose ``column`` is ``value`` and the cached tenants about to expire,
+        read from tenant_master in one statement and decrypted, to keep for the TTL."""
+        expiring = self._cache.expiring(REFRESH_WITHIN, REFRESH_AMONG)
+        where = column == value
+        if expiring:
+            where = sa.or_(where, TenantMaster.id.in_({tenant.id for _, tenant in expiring}))
         with self._engine.connect() as conn:
-            row = conn.execute(sa.select(TenantMaster).where(where)).first()
-        if row is None:
-            return None
-        tenant = self._record(row._mapping)
-        with self._lock:
-            if generation != self._generation:
-                return tenant  # a forget() ran meanwhile: serve this answer, cache nothing
-            self._cache[key] = (now + self.ttl, tenant)
-            while len(self._cache) > MAX_CACHED:
-                self._cache.popitem(last=False)
-        return tenant
+            rows = {row.id: row._mapping for row in
+                    conn.execute(sa.select(TenantMaster).where(where))}
+        found = next((self._record(row) for row in rows.values()
+                      if row[column.key] == value), None)
+        again = {key: self._record(rows[tenant.id]) for key, tenant in expiring
+                 if tenant.id in rows and key in (str(tenant.id), rows[tenant.id]["subdomain"])}
+        return found, self.ttl, again
 
     def forget(self, tenant_id: int) -> None:
         """Drop every cached entry of a tenant, so this process sees its change at once."""
-        with self._lock:
-            self._generation += 1
-            for key in [k for k, (_, t) in self._cache.items() if t.id == tenant_id]:
-                del self._cache[key]
+        self._cache.forget(lambda _key, tenant: tenant.id == tenant_id)
 
     def _record(self, row) -> TenantRecord:
         target = None
