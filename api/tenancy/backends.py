@@ -322,7 +322,7 @@ class MySQLBackend(Backend):
         self._locks.dispose()
 
     def connect_counted(self, cargs, cparams, on_close):
-        class CountedConnection(pymysql.connections.Connection):
+        class CountedConnection(_RollbackWhenDirty):
             def close(self):
                 try:
                     super().close()
@@ -330,6 +330,37 @@ class MySQLBackend(Backend):
                     on_close(self)
 
         return CountedConnection(*cargs, **cparams)
+
+
+class _RollbackWhenDirty(pymysql.connections.Connection):
+    """A PyMySQL connection that sends ROLLBACK only when a statement ran since the last
+    COMMIT or ROLLBACK.
+
+    A tenant request's session rolls back when it closes and the pool rolls back again on
+    check-in: the second one has nothing to undo (with autocommit off, no transaction is open
+    until the next statement) and cost a round trip per request. Every statement, failed ones
+    included, goes through ``query`` (cursors call it) or ``begin``, so neither is ever skipped
+    after a statement.
+    """
+
+    _dirty = True  # until the first COMMIT or ROLLBACK: a new connection's state is the server's
+
+    def query(self, sql, unbuffered=False):
+        self._dirty = True
+        return super().query(sql, unbuffered)
+
+    def begin(self):
+        self._dirty = True
+        super().begin()
+
+    def commit(self):
+        super().commit()
+        self._dirty = False
+
+    def rollback(self):
+        if self._dirty:
+            super().rollback()
+            self._dirty = False
 
 
 def _mark_idle(_dbapi_connection, record) -> None:

@@ -131,3 +131,47 @@ def test_every_tls_mode_reaches_the_server(mysql_server, mode):
     finally:
         backend.drop_database(name)
         backend.dispose()
+
+
+@pytest.mark.mysql
+def test_a_tenant_connection_rolls_back_only_when_there_is_something_to_undo(mysql_server):
+    from api.config import load_settings
+    from tests.conftest import mysql_environment
+
+    settings = load_settings(mysql_environment(mysql_server))
+    backend = backend_for(settings)
+    name = f"{settings.tenant_db_prefix}rollbacks"
+    backend.create_database(name)
+    engine = backend.create_engine(name)
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    closed = []
+    conn = backend.connect_counted(cargs, cparams, closed.append)
+
+    def one(sql):
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchone()
+
+    try:
+        one("CREATE TABLE t (id INTEGER PRIMARY KEY) ENGINE=InnoDB")
+        conn.commit()
+        one("INSERT INTO t VALUES (1)")
+        conn.rollback()
+        assert one("SELECT COUNT(*) FROM t") == (0,)  # a write is undone
+
+        sent_before = int(one("SHOW SESSION STATUS LIKE 'Com_rollback'")[1])
+        conn.rollback()  # the SHOW ran since: sent
+        conn.rollback()  # nothing ran since: not sent
+        assert int(one("SHOW SESSION STATUS LIKE 'Com_rollback'")[1]) == sent_before + 1
+
+        one("INSERT INTO t VALUES (2)")
+        with pytest.raises(pymysql.err.IntegrityError):
+            one("INSERT INTO t VALUES (2)")
+        conn.rollback()  # after a failed statement the earlier write is still undone
+        assert one("SELECT COUNT(*) FROM t") == (0,)
+    finally:
+        conn.close()
+        engine.dispose()
+        backend.drop_database(name)
+        backend.dispose()
+    assert closed == [conn]
