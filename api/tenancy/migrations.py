@@ -86,19 +86,28 @@ def apply_migrations(backend: Backend, database: str, tier: Tier, lock_timeout: 
         return [migration.id for migration in pending]
 
 
-def apply_pending(backend: Backend, database: str, tier: Tier) -> list[str]:
-    """apply_migrations, but a database already current costs one query, not a yoyo run (on
-    MySQL both on one connection)."""
+def apply_pending(backend: Backend, database: str, tier: Tier,
+                  connection: sa.Connection | None = None) -> list[str]:
+    """apply_migrations, but a database already current costs one query, not a yoyo run. On
+    MySQL the query and yoyo share one connection: ``connection`` (on ``database``) if given."""
+    if connection is not None:
+        return _apply_pending_on(backend, database, tier, connection)
     engine = backend.create_engine(database, poolclass=sa.pool.NullPool)
     try:
-        with engine.connect() as connection:
-            pending = _pending_on(connection, tier)
-            if pending and backend.shares_connections:
-                return apply_migrations(backend, database, tier,
-                                        connection=connection.connection.dbapi_connection)
+        with engine.connect() as own:
+            return _apply_pending_on(backend, database, tier, own)
     finally:
         engine.dispose()
-    return apply_migrations(backend, database, tier) if pending else []
+
+
+def _apply_pending_on(backend: Backend, database: str, tier: Tier,
+                      connection: sa.Connection) -> list[str]:
+    pending = _pending_on(connection, tier)
+    connection.rollback()  # end the read, so yoyo starts afresh (and SQLite is not held)
+    if not pending:
+        return []
+    return apply_migrations(backend, database, tier, connection=(
+        connection.connection.dbapi_connection if backend.shares_connections else None))
 
 
 def applied_ids(connection: sa.Connection) -> set[str]:
