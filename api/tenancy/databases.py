@@ -8,6 +8,7 @@ from api.tenancy.backends import DEFAULT_SERVER, Backend, backends_for, server_b
 from api.tenancy.connections import TenantConnectionManager
 from api.tenancy.crypto import ConnectionCipher
 from api.tenancy.migrations import Tier
+from api.tenancy.ready_passwords import READY_PASSWORDS, ReadyPasswords
 from api.tenancy.routing import TenantDirectory
 from api.tenancy.storage import StorageMeter
 
@@ -26,6 +27,9 @@ class Databases:
         self.directory = TenantDirectory(self.master_engine, self.cipher,
                                          settings.tenant_cache_ttl_seconds)
         self.storage = StorageMeter(self.servers, settings.storage_cache_seconds)
+        # Generated admin passwords hashed ahead of time, for sign-ups that claim a pooled
+        # database (so that scrypt is not most of their time); none without the pool.
+        self.ready_passwords = ReadyPasswords(READY_PASSWORDS if settings.tenant_pool_size else 0)
         self.connections = TenantConnectionManager(
             self.servers, settings.max_tenant_connections,
             idle_seconds=settings.tenant_idle_seconds,

@@ -33,6 +33,7 @@ from api.tenancy.backends import DEFAULT_SERVER, Backend, BackendError, LockTime
 from api.tenancy.databases import Databases
 from api.tenancy.migrations import Tier, apply_pending
 from api.tenancy.placement import choose_server
+from api.tenancy.ready_passwords import generate_password
 from api.tenancy.registry import HELD_STATUSES
 from api.tenancy.subdomains import database_name
 
@@ -146,14 +147,20 @@ def provision_tenant(dbs: Databases, signup: SignUp,
                      on_step: Callable[[str], None] = pause_if_asked) -> Provisioned:
     """Create a tenant: record, database, DB user, migrations, admin user, connection, active.
 
-    The admin's password is hashed in a thread from the start, beside the database steps, and
-    the migrations and the admin row share one connection to the new database.
+    The admin's password is hashed in a thread from the start, beside the database steps (or,
+    generated, was hashed ahead of time: ``api.tenancy.ready_passwords``), and the migrations
+    and the admin row share one connection to the new database.
 
     ``on_step(name)`` is called before each step after the record; tests use it to inject
     faults or to pause (the default pauses only when FINVERA_TEST_PAUSE_AT names the step).
     """
-    password = signup.admin_password or secrets.token_urlsafe(12)
-    password_hash = _hash_in_background(password)  # scrypt's ~70 ms, beside the steps below
+    ready = None if signup.admin_password else dbs.ready_passwords.take()
+    if ready:  # generated and hashed ahead of time (with the pool of ready databases)
+        password, password_hash = ready[0], Future()
+        password_hash.set_result(ready[1])
+    else:
+        password = signup.admin_password or generate_password()
+        password_hash = _hash_in_background(password)  # scrypt's ~70 ms, beside the steps
     _check_references(dbs, signup)
     try:
         with dbs.backend.lock(subdomain_lock(dbs, signup.subdomain), timeout=0):
