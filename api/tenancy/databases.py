@@ -9,6 +9,7 @@ from api.tenancy.connections import TenantConnectionManager
 from api.tenancy.crypto import ConnectionCipher
 from api.tenancy.expiring import ExpiringCache
 from api.tenancy.migrations import Tier
+from api.tenancy.ready_passwords import READY_PASSWORDS, ReadyPasswords
 from api.tenancy.routing import MAX_CACHED, TenantDirectory
 from api.tenancy.storage import StorageMeter
 
@@ -31,6 +32,9 @@ class Databases:
         self.user_standing: ExpiringCache[tuple[int, str, int], tuple[bool, str]] = \
             ExpiringCache(MAX_CACHED, settings.tenant_cache_ttl_seconds)
         self.storage = StorageMeter(self.servers, settings.storage_cache_seconds)
+        # Generated admin passwords hashed ahead of time, for sign-ups that claim a pooled
+        # database (so that scrypt is not most of their time); none without the pool.
+        self.ready_passwords = ReadyPasswords(READY_PASSWORDS if settings.tenant_pool_size else 0)
         self.connections = TenantConnectionManager(
             self.servers, settings.max_tenant_connections,
             idle_seconds=settings.tenant_idle_seconds,

@@ -1,25 +1,28 @@
 """Migrating the fleet: every live tenant's database brought to the newest tenant schema.
 
-``FleetMigrator`` reads what each tenant database has applied with one query per database (on
-MySQL one statement per batch of databases, on the databases' own server), counts the current
-ones as such without opening yoyo, and hands the rest to an executor: one tenant after another,
-or a pool of threads. Each tenant is migrated by ``apply_migrations`` on its own server, under
-yoyo's lock on that database; a named lock on the default server, held for the whole run, keeps
-a second run from starting. A server that cannot be read fails its tenants, not the run. No
+``FleetMigrator`` reads what each tenant database has applied from yoyo's own records (on
+MySQL one UNION ALL statement per server, up to ``BATCH_SIZE`` databases; on SQLite one query
+per database), counts the current ones as such without opening yoyo, and hands the rest to an
+executor: one tenant after another, or a pool of threads. Each tenant is migrated by
+``apply_migrations`` on its own server, under yoyo's lock on that database, on a connection
+the run keeps for it: N workers hold at most N connections per server, reused from tenant to
+tenant. A named lock on the default server, held for the whole run, keeps a second run from
+starting. A server that cannot be read fails its tenants, not the run. No
 Flask here: the ``finvera migrate`` command (``api/migrate_command.py``) drives it.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
 import yoyo.exceptions
-from yoyo import get_backend
 
 from api.tenancy.backends import DEFAULT_SERVER, Backend, LockTimeout, checked_identifier
 from api.tenancy.databases import Databases
@@ -30,10 +33,11 @@ from api.tenancy.migrations import (
     apply_migrations,
     migration_ids,
     tier_migrations,
+    yoyo_backend,
 )
 from api.tenancy.registry import live_tenants
 
-BATCH_SIZE = 200  # databases read by one UNION ALL statement on MySQL
+BATCH_SIZE = 1000  # databases read by one UNION ALL statement on MySQL
 # How long a tenant waits for yoyo's lock on its database before the lock is taken for one a
 # killed run left behind (see FleetMigrator._apply).
 YOYO_LOCK_WAIT = 1.0
@@ -98,6 +102,8 @@ class FleetReport:
 class Executor(Protocol):
     """How the tenants of a run are spread over workers (django-tenants' migration executors)."""
 
+    workers: int  # at most this many tenants at once
+
     def map_unordered(self, fn: Callable[[Item], Result],
                       items: Sequence[Item]) -> Iterator[Result]:
         """``fn(item)`` for every item, yielded in the calling thread as each one finishes."""
@@ -105,6 +111,8 @@ class Executor(Protocol):
 
 class SequentialExecutor:
     """One tenant after another, in the calling thread."""
+
+    workers = 1
 
     def map_unordered(self, fn, items):
         for item in items:
@@ -193,21 +201,15 @@ class FleetMigrator:
         for server in sorted({tenant.server for tenant in tenants}):
             on_server = [tenant for tenant in tenants if tenant.server == server]
             try:
-                backend = self.dbs.backend_of(server)
-                existing = set(backend.list_databases(self.dbs.settings.tenant_db_prefix))
                 applied, problems = self._read_applied(
-                    backend, [tenant.database for tenant in on_server
-                              if tenant.database in existing])
+                    self.dbs.backend_of(server), [tenant.database for tenant in on_server])
             except Exception as exc:  # the server is down or not configured: its tenants fail
                 reason = f"server {server}: {_reason(exc)}"
                 known.update((tenant.subdomain, replace(tenant, error=reason))
                              for tenant in on_server)
                 continue
             for tenant in on_server:
-                if tenant.database not in existing:
-                    error = f"database {tenant.database} does not exist"
-                else:
-                    error = problems.get(tenant.database)
+                error = problems.get(tenant.database)
                 pending = () if error else tuple(
                     migration_id for migration_id in ids
                     if migration_id not in applied[tenant.database])
@@ -240,35 +242,41 @@ class FleetMigrator:
                     results.append(result)
                     on_result(result, len(checked))
             to_migrate = [result for result in checked if result.state == "pending"]
-            for result in self.executor.map_unordered(self._migrate, to_migrate):
+            engines = held.enter_context(_ServerEngines(self.executor.workers))
+            migrate = functools.partial(self._migrate, engines)
+            for result in self.executor.map_unordered(migrate, to_migrate):
                 results.append(result)
                 on_result(result, len(checked))
         return FleetReport(tuple(sorted(results, key=lambda result: result.subdomain)))
 
-    def _migrate(self, result: TenantResult) -> TenantResult:
-        """Migrate one tenant (in a worker); a failure becomes the result's error."""
+    def _migrate(self, engines: _ServerEngines, result: TenantResult) -> TenantResult:
+        """Migrate one tenant (in a worker), on a connection of the run's; a failure becomes
+        the result's error."""
         self.before_tenant(result)
         try:
-            applied, note = self._apply(self.dbs.backend_of(result.server), result.database)
+            backend = self.dbs.backend_of(result.server)
+            with engines.connection(backend) as connection:
+                applied, note = self._apply(backend, result.database, connection)
         except Exception as exc:
             return replace(result, error=_reason(exc))
         return replace(result, pending=(), applied=tuple(applied), note=note)
 
-    def _apply(self, backend: Backend, database: str) -> tuple[list[str], str | None]:
+    def _apply(self, backend: Backend, database: str,
+               connection) -> tuple[list[str], str | None]:
         """Apply what ``database`` on ``backend``'s server lacks (yoyo decides again, under its
-        lock); returns the ids applied and a note when a stale yoyo lock had to be cleared."""
+        lock), on ``connection`` where the server shares them; returns the ids applied and a
+        note when a stale yoyo lock had to be cleared."""
         try:
-            return apply_migrations(backend, database, Tier.TENANT, YOYO_LOCK_WAIT), None
+            return apply_migrations(backend, database, Tier.TENANT, YOYO_LOCK_WAIT,
+                                    connection=connection), None
         except yoyo.exceptions.LockTimeout:
             # While the fleet lock is held nothing else migrates a live tenant's database
             # (a sign-up migrates its own before the tenant goes live), so this lock is one a
             # killed run left behind: clear it and go on.
-            stale = get_backend(backend.yoyo_url(database))
-            try:
+            with yoyo_backend(backend, database, connection) as stale:
                 stale.break_lock()
-            finally:
-                stale.connection.close()
-            return (apply_migrations(backend, database, Tier.TENANT, YOYO_LOCK_WAIT),
+            return (apply_migrations(backend, database, Tier.TENANT, YOYO_LOCK_WAIT,
+                                     connection=connection),
                     "cleared a yoyo lock left by a killed run")
 
     def _read_applied(self, backend: Backend, databases: list[str],
@@ -276,9 +284,10 @@ class FleetMigrator:
         """The migration ids applied in each database on ``backend``'s server, and why any
         could not be read.
 
-        On MySQL one connection to that server reads a whole batch with one statement; a batch
-        that fails (a database dropped meanwhile) is read again one database at a time, as on
-        SQLite.
+        On MySQL one connection to that server reads a whole batch (up to ``batch_size``
+        databases: the whole fleet of most servers) with one statement. A batch that fails is
+        read again without the databases that are missing, and if it fails still (a database
+        without yoyo's table), one database at a time, as on SQLite.
         """
         if not backend.shares_connections or not databases:
             return self._read_each(backend, databases)
@@ -291,17 +300,33 @@ class FleetMigrator:
                     batch = databases[start:start + self.batch_size]
                     try:
                         applied.update(self._read_batch(connection, batch))
+                        continue
                     except sa.exc.DBAPIError:
                         connection.rollback()
-                        each_applied, each_problems = self._read_each(backend, batch)
-                        applied.update(each_applied)
-                        problems.update(each_problems)
+                    missing = _missing(batch, self._existing(backend))
+                    problems.update(missing)
+                    rest = [name for name in batch if name not in missing]
+                    if missing:  # without them, the statement may work
+                        try:
+                            applied.update(self._read_batch(connection, rest))
+                            continue
+                        except sa.exc.DBAPIError:
+                            connection.rollback()
+                    each_applied, each_problems = self._read_each(backend, rest)
+                    applied.update(each_applied)
+                    problems.update(each_problems)
         finally:
             engine.dispose()
         return applied, problems
 
+    def _existing(self, backend: Backend) -> set[str]:
+        """The tenant databases on ``backend``'s server."""
+        return set(backend.list_databases(self.dbs.settings.tenant_db_prefix))
+
     def _read_batch(self, connection: sa.Connection, batch: list[str]) -> dict[str, set[str]]:
         """One UNION ALL over ``db``.``_yoyo_migration`` of every database in the batch."""
+        if not batch:
+            return {}
         sql = " UNION ALL ".join(
             f"SELECT '{name}', migration_id FROM `{name}`.`{YOYO_TABLE}`"
             for name in map(checked_identifier, batch))
@@ -312,10 +337,12 @@ class FleetMigrator:
 
     def _read_each(self, backend: Backend, databases: list[str],
                    ) -> tuple[dict[str, set[str]], dict[str, str]]:
-        """One connection and one read per database."""
+        """One connection and one read per database that exists."""
         applied: dict[str, set[str]] = {}
         problems: dict[str, str] = {}
-        for name in databases:
+        existing = self._existing(backend)
+        problems.update(_missing(databases, existing))
+        for name in (name for name in databases if name in existing):
             engine = backend.create_engine(name, poolclass=sa.pool.NullPool)
             try:
                 with engine.connect() as connection:
@@ -325,3 +352,44 @@ class FleetMigrator:
             finally:
                 engine.dispose()
         return applied, problems
+
+
+class _ServerEngines:
+    """The connections of one run: per server, a pool of at most ``workers`` connections to the
+    server (no database: each migration switches to its own), reused from tenant to tenant."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.engines: dict[str, sa.Engine] = {}
+        self.guard = threading.Lock()
+
+    def __enter__(self) -> _ServerEngines:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for engine in self.engines.values():
+            engine.dispose()
+
+    @contextmanager
+    def connection(self, backend: Backend) -> Iterator[object]:
+        """A DBAPI connection to ``backend``'s server for one tenant, or None on SQLite (yoyo
+        opens its own there)."""
+        if not backend.shares_connections:
+            yield None
+            return
+        with self.guard:
+            engine = self.engines.get(backend.server)
+            if engine is None:
+                engine = self.engines[backend.server] = backend.create_engine(
+                    None, pool_size=self.workers, max_overflow=0)
+        connection = engine.raw_connection()
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+
+def _missing(databases: Iterable[str], existing: set[str]) -> dict[str, str]:
+    """The problem of each of ``databases`` that is not among ``existing``."""
+    return {name: f"database {name} does not exist" for name in databases
+            if name not in existing}

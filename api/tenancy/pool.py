@@ -68,12 +68,12 @@ def claim(dbs: Databases, tenant_id: int, backend: Backend) -> str | None:
     already names that server, takes the name); None when that pool is empty. The sign-up's
     migrate step then brings it to the newest schema."""
     for name in pooled(dbs, backend.server):
-        with Session(dbs.master_engine) as session:
-            session.get(TenantMaster, tenant_id).db_name = name
-            try:
-                session.commit()
-            except IntegrityError:  # another sign-up claimed it a moment ago
-                continue
+        try:
+            with dbs.master_engine.begin() as connection:
+                connection.execute(sa.update(TenantMaster).where(TenantMaster.id == tenant_id)
+                                   .values(db_name=name))
+        except IntegrityError:  # another sign-up claimed it a moment ago
+            continue
         return name
     return None
 

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,6 +33,7 @@ from api.tenancy.backends import DEFAULT_SERVER, Backend, BackendError, LockTime
 from api.tenancy.databases import Databases
 from api.tenancy.migrations import Tier, apply_pending
 from api.tenancy.placement import choose_server
+from api.tenancy.ready_passwords import generate_password
 from api.tenancy.registry import HELD_STATUSES
 from api.tenancy.subdomains import database_name
 
@@ -145,24 +147,52 @@ def provision_tenant(dbs: Databases, signup: SignUp,
                      on_step: Callable[[str], None] = pause_if_asked) -> Provisioned:
     """Create a tenant: record, database, DB user, migrations, admin user, connection, active.
 
+    The admin's password is hashed in a thread from the start, beside the database steps (or,
+    generated, was hashed ahead of time: ``api.tenancy.ready_passwords``), and the migrations
+    and the admin row share one connection to the new database.
+
     ``on_step(name)`` is called before each step after the record; tests use it to inject
     faults or to pause (the default pauses only when FINVERA_TEST_PAUSE_AT names the step).
     """
+    ready = None if signup.admin_password else dbs.ready_passwords.take()
+    if ready:  # generated and hashed ahead of time (with the pool of ready databases)
+        password, password_hash = ready[0], Future()
+        password_hash.set_result(ready[1])
+    else:
+        password = signup.admin_password or generate_password()
+        password_hash = _hash_in_background(password)  # scrypt's ~70 ms, beside the steps
     _check_references(dbs, signup)
     try:
         with dbs.backend.lock(subdomain_lock(dbs, signup.subdomain), timeout=0):
             tenant_id, server = _record(dbs, signup)
-            return _provision(dbs, signup, tenant_id, dbs.backend_of(server), on_step)
+            tenant = _provision(dbs, signup, tenant_id, dbs.backend_of(server), password_hash,
+                                on_step)
     except LockTimeout:
         raise TenantConflict(
             f"a sign-up for subdomain {signup.subdomain!r} is already under way") from None
+    generated = None if signup.admin_password else password
+    return Provisioned(tenant=tenant, admin_email=signup.email, generated_password=generated)
+
+
+def _hash_in_background(password: str) -> Future[str]:
+    """The password's hash, computed in a thread of its own: hashlib's scrypt lets go of the
+    GIL, so the sign-up's database steps go on meanwhile."""
+    hashed: Future[str] = Future()
+
+    def run() -> None:
+        try:
+            hashed.set_result(hash_password(password))
+        except BaseException as exc:  # handed to whoever waits for the hash
+            hashed.set_exception(exc)
+
+    threading.Thread(target=run, name="signup-password-hash", daemon=True).start()
+    return hashed
 
 
 def _provision(dbs: Databases, signup: SignUp, tenant_id: int, backend: Backend,
-               on_step: Callable[[str], None]) -> Provisioned:
+               password_hash: Future[str], on_step: Callable[[str], None]) -> TenantMaster:
     settings = dbs.settings
     made: dict[str, str] = {}
-    password = signup.admin_password or secrets.token_urlsafe(12)
     db_user = db_password = None
     step = STEPS[0]
     try:
@@ -183,19 +213,23 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int, backend: Backend,
             backend.create_user(db_user, db_password, db_name)
             made["user"] = db_user
 
-        step = "migrate"
-        on_step(step)
-        apply_pending(backend, db_name, Tier.TENANT)  # a claimed one is usually current
-
-        step = "create_admin"
-        on_step(step)
+        # One connection does both steps when the admin row is written with the app's own
+        # credentials; with separate DB users it is written as the tenant's user.
         engine = backend.create_engine(db_name, poolclass=sa.pool.NullPool,
                                        user=db_user, password=db_password)
         try:
-            with Session(engine) as session:
-                session.add(User(email=signup.email, role="admin", full_name=signup.company_name,
-                                 password_hash=hash_password(password)))
-                session.commit()
+            with engine.connect() as connection:
+                step = "migrate"
+                on_step(step)  # a claimed database is usually current: then this is one query
+                apply_pending(backend, db_name, Tier.TENANT,
+                              connection=None if db_user else connection)
+
+                step = "create_admin"
+                on_step(step)
+                connection.execute(sa.insert(User).values(
+                    email=signup.email, role="admin", full_name=signup.company_name,
+                    password_hash=password_hash.result()))
+                connection.commit()
         finally:
             engine.dispose()
 
@@ -216,8 +250,7 @@ def _provision(dbs: Databases, signup: SignUp, tenant_id: int, backend: Backend,
         raise ProvisioningError(tenant_id, step, reason) from exc
     if settings.tenant_pool_size:
         pool.refill_in_background(dbs)
-    generated = None if signup.admin_password else password
-    return Provisioned(tenant=tenant, admin_email=signup.email, generated_password=generated)
+    return tenant
 
 
 def connection_info(backend: Backend, database: str, user: str | None,
