@@ -36,10 +36,12 @@ from api.tenancy.migrations import (
     yoyo_backend,
 )
 from api.tenancy.registry import live_tenants
+from api.tenancy.yoyo_mysql import MULTI_STATEMENTS
 
 BATCH_SIZE = 1000  # databases read by one UNION ALL statement on MySQL
-# How long a tenant waits for yoyo's lock on its database before the lock is taken for one a
-# killed run left behind (see FleetMigrator._apply).
+# How long a tenant waits for the migration lock on its database: on MySQL a named lock whose
+# holder is alive (the tenant then fails, to be picked up by the next run); on SQLite yoyo's
+# lock row, which only a killed run can have left there (see FleetMigrator._apply).
 YOYO_LOCK_WAIT = 1.0
 REASON_LENGTH = 300
 
@@ -147,8 +149,8 @@ def executor_for(parallel: int) -> Executor:
 def _reason(exc: BaseException) -> str:
     """An exception as one short line, for a report: the error that started it first.
 
-    yoyo on MySQL, rolling back a failed DDL step, fails again (the DDL committed, and its
-    savepoint with it); the first error is the one that says what went wrong.
+    An error raised while another was being handled (yoyo undoing a failed step, say) is
+    shown after it: the first error is the one that says what went wrong.
     """
     first = exc
     while first.__context__ is not None:
@@ -265,14 +267,16 @@ class FleetMigrator:
                connection) -> tuple[list[str], str | None]:
         """Apply what ``database`` on ``backend``'s server lacks (yoyo decides again, under its
         lock), on ``connection`` where the server shares them; returns the ids applied and a
-        note when a stale yoyo lock had to be cleared."""
+        note when a stale yoyo lock row had to be cleared (SQLite)."""
         try:
             return apply_migrations(backend, database, Tier.TENANT, YOYO_LOCK_WAIT,
                                     connection=connection), None
         except yoyo.exceptions.LockTimeout:
+            if backend.shares_connections:
+                raise  # a named lock: it went with the connection of any run that died
             # While the fleet lock is held nothing else migrates a live tenant's database
-            # (a sign-up migrates its own before the tenant goes live), so this lock is one a
-            # killed run left behind: clear it and go on.
+            # (a sign-up migrates its own before the tenant goes live), so this lock row is
+            # one a killed run left behind: clear it and go on.
             with yoyo_backend(backend, database, connection) as stale:
                 stale.break_lock()
             return (apply_migrations(backend, database, Tier.TENANT, YOYO_LOCK_WAIT,
@@ -356,7 +360,8 @@ class FleetMigrator:
 
 class _ServerEngines:
     """The connections of one run: per server, a pool of at most ``workers`` connections to the
-    server (no database: each migration switches to its own), reused from tenant to tenant."""
+    server (no database: each migration switches to its own), reused from tenant to tenant,
+    each taking several statements at once (yoyo's bookkeeping in fewer round trips)."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -380,8 +385,11 @@ class _ServerEngines:
         with self.guard:
             engine = self.engines.get(backend.server)
             if engine is None:
+                # No reset when a connection comes back: yoyo ends its transactions, and the
+                # next tenant's migration lock rolls back first whatever was left.
                 engine = self.engines[backend.server] = backend.create_engine(
-                    None, pool_size=self.workers, max_overflow=0)
+                    None, pool_size=self.workers, max_overflow=0, pool_reset_on_return=None,
+                    connect_args=MULTI_STATEMENTS)
         connection = engine.raw_connection()
         try:
             yield connection
