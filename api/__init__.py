@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import jsonify, request
-from flask_openapi3 import Info, OpenAPI
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from api import (
-    auth,
-    backup_commands,
-    commands,
-    db,
-    errors,
-    health,
-    metrics,
-    migrate_command,
-    responses,
-    tenant_request,
-)
-from api.accounting import chart, gst, reports, tds, users, vouchers
-from api.config import Settings, load_settings
-from api.platform import admins, commissions, leads, sales, system, tenants
-from api.tenancy.databases import Databases
+if TYPE_CHECKING:
+    from flask_openapi3 import OpenAPI
+
+    from api.config import Settings
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -39,8 +28,28 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     """Build the API from ``settings`` (read from the environment when not given).
 
     Nothing touches a database here: ``Databases.initialize()`` (``finvera init``, ``finvera
-    serve``) creates and migrates them.
+    serve``) creates and migrates them. The API's modules are imported here, as in Flask's
+    tutorial, so that importing ``api.tenancy`` (``finvera migrate``) does not import them all.
     """
+    from flask_openapi3 import Info, OpenAPI
+
+    from api import (
+        auth,
+        backup_commands,
+        commands,
+        db,
+        errors,
+        health,
+        metrics,
+        migrate_command,
+        responses,
+        tenant_request,
+    )
+    from api.accounting import chart, gst, reports, tds, users, vouchers
+    from api.config import load_settings
+    from api.platform import admins, commissions, leads, sales, system, tenants
+    from api.tenancy.databases import Databases
+
     settings = settings or load_settings()
     app = OpenAPI(
         __name__,

@@ -7,6 +7,7 @@ from flask.cli import FlaskGroup
 
 from api import create_app
 from api.config import ConfigError
+from api.migrate_command import migrate_command
 
 
 def _app_or_one_line_error():
@@ -21,6 +22,10 @@ def _app_or_one_line_error():
              load_dotenv=False, set_debug_flag=False)
 def cli() -> None:
     """Finvera's tenant database platform."""
+
+
+# Here rather than on the app: ``finvera migrate`` needs the databases, not the API.
+cli.add_command(migrate_command)
 
 
 def main() -> None:

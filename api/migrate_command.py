@@ -3,6 +3,10 @@
 Main and master are one database each, migrated here directly. The tenant tier is the fleet,
 migrated by ``api.tenancy.fleet.FleetMigrator``; this module parses options, calls it and
 prints: a progress bar on a terminal, one line per tenant otherwise, then a summary.
+
+``finvera migrate`` runs without building the app (a deploy's migrate step then starts in the
+time it takes to import the tenancy package, not the whole API); within an app's own CLI
+(``app.cli``, the tests) it runs on that app's databases.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from flask import Flask
+from flask import Flask, has_app_context
 from flask.cli import with_appcontext
 from tqdm import tqdm
 
+from api.config import ConfigError, load_settings
 from api.db import databases
 from api.tenancy.backends import DEFAULT_SERVER
 from api.tenancy.databases import Databases
@@ -41,12 +46,33 @@ from api.tenancy.migrations import Tier, apply_migrations, migration_ids, pendin
               help="With --tier tenant: how many tenants are migrated at once  [default: 1]")
 @click.option("--dry-run", is_flag=True, help="List what would be applied; change nothing.")
 @click.option("--status", is_flag=True, help="Show what is pending, per tier and per tenant.")
-@with_appcontext
 def migrate_command(tier: str | None, subdomains: tuple[str, ...], every_tenant: bool,
                     parallel: int | None, dry_run: bool, status: bool) -> None:
     """Apply a tier's pending migrations, or show what is pending."""
     _check_options(tier, subdomains, every_tenant, parallel, dry_run, status)
-    dbs = databases()
+    with _command_databases() as dbs:
+        _migrate(dbs, tier, subdomains, parallel, dry_run, status)
+
+
+@contextmanager
+def _command_databases() -> Iterator[Databases]:
+    """The app's Databases within an app context; else Databases of their own, from the
+    environment, closed at the end."""
+    if has_app_context():
+        yield databases()
+        return
+    try:
+        dbs = Databases(load_settings())
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield dbs
+    finally:
+        dbs.dispose()
+
+
+def _migrate(dbs: Databases, tier: str | None, subdomains: tuple[str, ...],
+             parallel: int | None, dry_run: bool, status: bool) -> None:
     if status or dry_run:
         _show_tiers(dbs, tier, dry_run)
         if tier in (None, Tier.TENANT):
@@ -206,5 +232,8 @@ def _migrations(id_lists) -> str:
 
 
 def register(app: Flask) -> None:
-    """Add ``finvera migrate`` to ``app.cli`` (and so to ``finvera``)."""
-    app.cli.add_command(migrate_command)
+    """Add ``migrate`` to ``app.cli``, run within the app's context, on its databases
+    (``finvera`` itself has the command without the app: ``api/cli.py``)."""
+    app.cli.add_command(click.Command(
+        migrate_command.name, callback=with_appcontext(migrate_command.callback),
+        params=migrate_command.params, help=migrate_command.help))

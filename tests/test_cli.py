@@ -48,6 +48,22 @@ def test_migrate_status_before_init_says_what_is_missing(settings):
     app.extensions["finvera"].dispose()
 
 
+def test_finvera_migrate_runs_on_the_environment_without_building_the_app(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from api import cli
+
+    monkeypatch.setattr(cli, "create_app", lambda: pytest.fail("finvera migrate built the app"))
+    env = {"FINVERA_DATA_DIR": str(tmp_path / "var")}
+    applied = CliRunner().invoke(cli.cli, ["migrate", "--tier", "master"], env=env)
+    assert applied.exit_code == 0, applied.output
+    assert ", ".join(migration_ids(Tier.MASTER)) in applied.output
+    status = CliRunner().invoke(cli.cli, ["migrate", "--status"], env=env)
+    assert status.output.splitlines()[0] == "master (finvera_master): up to date"
+    bad = CliRunner().invoke(cli.cli, ["migrate", "--status"], env={**env, "DB_PORT": "nope"})
+    assert bad.exit_code == 1 and "DB_PORT" in bad.output and "Traceback" not in bad.output
+
+
 def admins(app):
     with Session(app.extensions["finvera"].main_engine) as session:
         return session.scalars(sa.select(AdminUser)).all()
