@@ -307,7 +307,8 @@ class FleetMigrator:
                         continue
                     except sa.exc.DBAPIError:
                         connection.rollback()
-                    missing = _missing(batch, self._existing(backend))
+                    existing = self._existing(backend)
+                    missing = _missing(batch, existing)
                     problems.update(missing)
                     rest = [name for name in batch if name not in missing]
                     if missing:  # without them, the statement may work
@@ -316,7 +317,7 @@ class FleetMigrator:
                             continue
                         except sa.exc.DBAPIError:
                             connection.rollback()
-                    each_applied, each_problems = self._read_each(backend, rest)
+                    each_applied, each_problems = self._read_each(backend, rest, existing)
                     applied.update(each_applied)
                     problems.update(each_problems)
         finally:
@@ -340,11 +341,13 @@ class FleetMigrator:
         return applied
 
     def _read_each(self, backend: Backend, databases: list[str],
+                   existing: set[str] | None = None,
                    ) -> tuple[dict[str, set[str]], dict[str, str]]:
-        """One connection and one read per database that exists."""
+        """One connection and one read per database that exists (``existing``: the server's
+        tenant databases, when the caller has just listed them)."""
         applied: dict[str, set[str]] = {}
         problems: dict[str, str] = {}
-        existing = self._existing(backend)
+        existing = self._existing(backend) if existing is None else existing
         problems.update(_missing(databases, existing))
         for name in (name for name in databases if name in existing):
             engine = backend.create_engine(name, poolclass=sa.pool.NullPool)

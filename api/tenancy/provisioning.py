@@ -176,7 +176,8 @@ def provision_tenant(dbs: Databases, signup: SignUp,
 
 def _hash_in_background(password: str) -> Future[str]:
     """The password's hash, computed in a thread of its own: hashlib's scrypt lets go of the
-    GIL, so the sign-up's database steps go on meanwhile."""
+    GIL, so the sign-up's database steps go on meanwhile. A thread per sign-up rather than a
+    shared executor, whose threads would not survive gunicorn's fork into workers."""
     hashed: Future[str] = Future()
 
     def run() -> None:

@@ -423,7 +423,8 @@ def test_the_fleet_reads_and_migrates_each_tenant_on_its_own_server(servers_app,
     add_column_migration(add_migration)
     reads_each = []
     monkeypatch.setattr(FleetMigrator, "_read_each",
-                        lambda self, backend, names: reads_each.append(names) or ({}, {}))
+                        lambda self, backend, names, existing=None:
+                        reads_each.append(names) or ({}, {}))
 
     with batch_reads() as statements:
         report = FleetMigrator(dbs).check()
