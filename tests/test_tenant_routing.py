@@ -9,8 +9,10 @@ from sqlalchemy.orm import Session
 
 from api.models.main import AdminUser
 from api.models.master import TenantMaster
+from api.models.tenant import User
 from api.security import hash_password
 from api.tenancy.tokens import ADMIN, TENANT, Claims
+from api.tenant_request import close_tenant_session, load_tenant, tenant_connection, tenant_session
 
 ADMIN_PASSWORD = "platform admin pw"
 
@@ -183,6 +185,25 @@ def test_forged_expired_and_malformed_tokens_are_refused(app, client, two_tenant
                                     tenant_db=claims.tenant_db + "x"))
     assert client.get("/api/auth/me", headers={"Authorization": f"Bearer {other_db}",
                                                "X-Tenant-ID": "acme"}).status_code == 401
+
+
+def test_a_request_has_one_tenant_connection_for_its_core_reads_and_its_session(app,
+                                                                              two_tenants):
+    def full_name():
+        with app.test_request_context(headers={"X-Tenant-ID": "acme"}):
+            load_tenant()
+            return tenant_connection().scalar(sa.select(User.full_name).where(User.id == 1))
+
+    with app.test_request_context(headers={"X-Tenant-ID": "acme"}):
+        load_tenant()
+        connection = tenant_connection()
+        assert connection.scalar(sa.select(User.role).where(User.id == 1)) is not None
+        session = tenant_session()  # after a Core read: the same connection, its own transaction
+        session.execute(sa.update(User).where(User.id == 1).values(full_name="Both Ways"))
+        assert session.connection() is connection and tenant_connection() is connection
+        session.commit()
+        close_tenant_session()
+    assert full_name() == "Both Ways"
 
 
 def set_status(app, subdomain, status):
