@@ -1,6 +1,7 @@
 """Auth, sign-up over HTTP, routing by Host and X-Tenant-ID, and isolation between tenants."""
 
 import time
+from datetime import datetime
 
 import jwt
 import pytest
@@ -9,8 +10,11 @@ from sqlalchemy.orm import Session
 
 from api.models.main import AdminUser
 from api.models.master import TenantMaster
+from api.models.tenant import User
 from api.security import hash_password
+from api.tenancy.routing import TenantDirectory, TenantSuspended
 from api.tenancy.tokens import ADMIN, TENANT, Claims
+from api.tenant_request import close_tenant_session, load_tenant, tenant_connection, tenant_session
 
 ADMIN_PASSWORD = "platform admin pw"
 
@@ -185,6 +189,25 @@ def test_forged_expired_and_malformed_tokens_are_refused(app, client, two_tenant
                                                "X-Tenant-ID": "acme"}).status_code == 401
 
 
+def test_a_request_has_one_tenant_connection_for_its_core_reads_and_its_session(app,
+                                                                              two_tenants):
+    def full_name():
+        with app.test_request_context(headers={"X-Tenant-ID": "acme"}):
+            load_tenant()
+            return tenant_connection().scalar(sa.select(User.full_name).where(User.id == 1))
+
+    with app.test_request_context(headers={"X-Tenant-ID": "acme"}):
+        load_tenant()
+        connection = tenant_connection()
+        assert connection.scalar(sa.select(User.role).where(User.id == 1)) is not None
+        session = tenant_session()  # after a Core read: the same connection, its own transaction
+        session.execute(sa.update(User).where(User.id == 1).values(full_name="Both Ways"))
+        assert session.connection() is connection and tenant_connection() is connection
+        session.commit()
+        close_tenant_session()
+    assert full_name() == "Both Ways"
+
+
 def set_status(app, subdomain, status):
     dbs = app.extensions["finvera"]
     with Session(dbs.master_engine) as session:
@@ -192,6 +215,29 @@ def set_status(app, subdomain, status):
         tenant.status = status
         session.commit()
         dbs.directory.forget(tenant.id)
+
+
+def test_another_process_sees_a_change_within_the_ttl_and_keeps_unchanged_tenants_longer(
+        app, two_tenants):
+    """A process's directory checks master for changed rows once per TTL: a suspension made
+    elsewhere is seen after the TTL, while an unchanged tenant stays cached past it."""
+    dbs = app.extensions["finvera"]
+    elsewhere = TenantDirectory(dbs.master_engine, dbs.cipher, ttl_seconds=1)
+    assert elsewhere.resolve("acme", None).status == "active"
+    assert elsewhere.resolve("zenith", None).company_name == "Zenith Traders"
+    with dbs.master_engine.begin() as conn:  # a change no check can see: updated_at in the past
+        conn.execute(sa.update(TenantMaster).where(TenantMaster.subdomain == "zenith").values(
+            company_name="Unseen", updated_at=datetime(2000, 1, 1)))
+    set_status(app, "acme", "suspended")
+    time.sleep(1.1)
+    with pytest.raises(TenantSuspended):
+        elsewhere.resolve("acme", None)
+    assert elsewhere.resolve("zenith", None).company_name == "Zenith Traders"
+    set_status(app, "acme", "active")
+    time.sleep(1.1)
+    assert elsewhere.resolve("acme", None).status == "active"  # the next check: active again
+    fresh = TenantDirectory(dbs.master_engine, dbs.cipher, ttl_seconds=1)
+    assert fresh.resolve("zenith", None).company_name == "Unseen"
 
 
 # One pair of tenants for every case (a sign-up is the slow part): each case sets acme's status,

@@ -15,7 +15,7 @@ from api.models.tenant import AccountGroup, Ledger, VoucherLedgerEntry
 from api.operations import IN_TENANT, ensure_unique, get_or_404, referenced
 from api.responses import DELETED, Answers, ok, shown
 from api.schemas import IdPath, Name, RowId
-from api.tenant_request import tenant_blueprint, tenant_session
+from api.tenant_request import tenant_blueprint, tenant_connection, tenant_session
 
 bp = tenant_blueprint("chart", __name__, "chart of accounts")
 BOOKKEEPERS = ("admin", "accountant")
@@ -212,7 +212,7 @@ def list_ledgers(query: LedgerQuery):
     if query.search:
         escaped = query.search.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
         select = select.where(table.c.name.like(f"%{escaped}%", escape="\\"))
-    ledgers, total = page_rows(tenant_session(), select, query)
+    ledgers, total = page_rows(tenant_connection(), select, query)
     return ok(ledgers=[ledger_json(ledger) for ledger in ledgers], total=total)
 
 

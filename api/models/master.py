@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from api.models.columns import Timestamps
@@ -14,6 +14,8 @@ class MasterBase(DeclarativeBase):
 
 class TenantMaster(Timestamps, MasterBase):
     __tablename__ = "tenant_master"
+    # The directory's "which tenants changed since T?" poll (api/tenancy/routing.py).
+    __table_args__ = (Index("ix_tenant_master_updated_at", "updated_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subdomain: Mapped[str] = mapped_column(String(30), unique=True)

@@ -1,13 +1,20 @@
 """Which tenant a request is for, from its Host or X-Tenant-ID, looked up in tenant_master.
 
-Lookups are cached in-process for a short TTL; ``forget`` drops an entry at once (this
-process suspended or deleted the tenant), so other processes see a change within the TTL.
-Only found tenants are cached: a tenant created elsewhere is found on its first request.
+Lookups are cached in-process for up to ENTRY_SECONDS, and checked every TTL: once per
+TENANT_CACHE_TTL_SECONDS a process asks master which tenants' rows changed since its last
+check (one indexed query on updated_at) and drops those entries, so other processes see a
+change (a suspension, a move) within the TTL, as when entries lived for the TTL only; a busy
+process no longer reads and decrypts every tenant of the Zipf tail anew each TTL. ``forget``
+drops an entry at once (this process suspended or deleted the tenant). Only found tenants are
+cached: a tenant created elsewhere is found on its first request.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -23,6 +30,13 @@ MAX_CACHED = 10_000
 # REFRESH_WITHIN seconds (of the REFRESH_AMONG most recently used): busy tenants stay cached,
 # and master is asked once where it would be asked several times.
 REFRESH_WITHIN, REFRESH_AMONG = 1.0, 32
+# How long an entry lives when no check finds its row changed. Bounded all the same, for what a
+# check cannot see: a row deleted outright, or master restored from a backup.
+ENTRY_SECONDS = 300.0
+# A check asks for rows changed since the last check's start on master's clock, less this much
+# more than the TTL: updated_at is set when a statement runs, seen when its transaction commits
+# (and kept to the second by MySQL's DATETIME).
+CHECK_OVERLAP = 1.0
 
 
 class RoutingError(Exception):
@@ -91,7 +105,11 @@ class TenantDirectory:
     def __init__(self, master_engine: Engine, cipher: ConnectionCipher,
                  ttl_seconds: float) -> None:
         self._engine, self._cipher, self.ttl = master_engine, cipher, ttl_seconds
-        self._cache: ExpiringCache[str, TenantRecord] = ExpiringCache(MAX_CACHED, ttl_seconds)
+        lifetime = max(ttl_seconds, ENTRY_SECONDS) if ttl_seconds > 0 else 0.0
+        self._cache: ExpiringCache[str, TenantRecord] = ExpiringCache(MAX_CACHED, lifetime)
+        self._check_lock = threading.Lock()
+        self._next_check = 0.0  # time.monotonic() of the next check of master for changes
+        self._since = None  # master's clock: rows changed at or after it are dropped
 
     def resolve(self, header: str | None, subdomain: str | None) -> TenantRecord:
         """The tenant a request may be served for, or the RoutingError that says why not.
@@ -124,11 +142,31 @@ class TenantDirectory:
             column, value = TenantMaster.subdomain, key
         else:
             return None  # cannot be a tenant: no query is made
+        if self.ttl > 0 and time.monotonic() >= self._next_check:
+            self._check()
         return self._cache.get(key, lambda: self._load(column, value))
+
+    def _check(self) -> None:
+        """Drop the entries of tenants whose rows changed since the last check: one query, once
+        per TTL per process. Requests wait for it (no entry is served unchecked for longer
+        than the TTL); if master cannot answer, neither can they, as on a cache miss."""
+        with self._check_lock:
+            started = time.monotonic()
+            if started < self._next_check:
+                return  # another thread checked meanwhile
+            with self._engine.connect() as conn:
+                now = conn.scalar(sa.select(sa.func.now()))
+                changed = set() if self._since is None else set(conn.scalars(
+                    sa.select(TenantMaster.id).where(TenantMaster.updated_at >= self._since)))
+            if changed:
+                self._cache.forget(lambda _key, tenant: tenant.id in changed)
+            self._since = now - timedelta(seconds=self.ttl + CHECK_OVERLAP)
+            self._next_check = started + self.ttl
 
     def _load(self, column, value) -> tuple:
         """The tenant whose ``column`` is ``value`` and the cached tenants about to expire,
-        read from tenant_master in one statement and decrypted, to keep for the TTL."""
+        read from tenant_master in one statement and decrypted, to keep until a check finds
+        them changed (ENTRY_SECONDS at most)."""
         expiring = self._cache.expiring(REFRESH_WITHIN, REFRESH_AMONG)
         where = column == value
         if expiring:
@@ -140,7 +178,7 @@ class TenantDirectory:
                       if row[column.key] == value), None)
         again = {key: self._record(rows[tenant.id]) for key, tenant in expiring
                  if tenant.id in rows and key in (str(tenant.id), rows[tenant.id]["subdomain"])}
-        return found, self.ttl, again
+        return found, self._cache.ttl, again
 
     def forget(self, tenant_id: int) -> None:
         """Drop every cached entry of a tenant, so this process sees its change at once."""
