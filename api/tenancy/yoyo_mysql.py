@@ -77,6 +77,7 @@ class SharedConnectionBackend(MySQLBackend):
     def __init__(self, connection, database: str,
                  migration_table: str = default_migration_table) -> None:
         self._given = connection
+        self._raw = getattr(connection, "dbapi_connection", connection)  # under a pool's proxy
         self._ansi_quotes: bool | None = None
         super().__init__(DatabaseURI("mysql", None, None, None, None, database, {}),
                          migration_table)
@@ -91,10 +92,9 @@ class SharedConnectionBackend(MySQLBackend):
     def _run(self, *statements: tuple[str, dict | None]) -> list[tuple]:
         """Each ``(sql, named parameters)`` statement's rows, in order: in one round trip where
         the connection takes several statements, else one statement at a time."""
-        raw = getattr(self._given, "dbapi_connection", self._given)  # a pool's proxy
-        if not raw.client_flag & CLIENT.MULTI_STATEMENTS:
+        if not self._raw.client_flag & CLIENT.MULTI_STATEMENTS:
             return [self.execute(sql, params).fetchall() for sql, params in statements]
-        with raw.cursor() as cursor:
+        with self._raw.cursor() as cursor:
             cursor.execute(";\n".join(
                 cursor.mogrify(*utils.change_param_style(self.driver.paramstyle, sql, params))
                 for sql, params in statements))
@@ -129,11 +129,10 @@ class SharedConnectionBackend(MySQLBackend):
 
     def quote_identifier(self, identifier):
         if self._ansi_quotes is None:
-            raw = getattr(self._given, "dbapi_connection", self._given)  # a pool's proxy
-            if raw not in _ANSI_QUOTES:
+            if self._raw not in _ANSI_QUOTES:
                 sql_mode = self.execute("SHOW VARIABLES LIKE 'sql_mode'").fetchone()[1]
-                _ANSI_QUOTES[raw] = "ansi_quotes" in sql_mode.lower()
-            self._ansi_quotes = _ANSI_QUOTES[raw]
+                _ANSI_QUOTES[self._raw] = "ansi_quotes" in sql_mode.lower()
+            self._ansi_quotes = _ANSI_QUOTES[self._raw]
         if self._ansi_quotes:
             return super(MySQLBackend, self).quote_identifier(identifier)
         return f"`{identifier}`"
