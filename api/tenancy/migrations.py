@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from yoyo import get_backend, read_migrations
 from yoyo.migrations import MigrationList
 
-from api.tenancy.backends import Backend, checked_identifier
+from api.tenancy.backends import Backend
 from api.tenancy.yoyo_mysql import SharedConnectionBackend
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -50,8 +50,8 @@ def migration_ids(tier: Tier) -> list[str]:
 @contextmanager
 def yoyo_backend(backend: Backend, database: str, connection=None) -> Iterator[object]:
     """A yoyo backend on ``database``. On MySQL it runs on one PyMySQL connection: the
-    ``connection`` given (switched to ``database`` here; the caller keeps it) or one opened for
-    the block; on SQLite it is yoyo's own."""
+    ``connection`` given (the backend switches it to ``database`` with its first statement;
+    the caller keeps it) or one opened for the block; on SQLite it is yoyo's own."""
     if not backend.shares_connections:
         own = get_backend(backend.yoyo_url(database))
         try:
@@ -64,8 +64,6 @@ def yoyo_backend(backend: Backend, database: str, connection=None) -> Iterator[o
         engine = backend.create_engine(database, poolclass=sa.pool.NullPool)
         connection = engine.raw_connection()
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"USE `{checked_identifier(database)}`")
         shared = SharedConnectionBackend(connection, database)
         shared.init_database()
         yield shared

@@ -21,9 +21,11 @@ and ``finvera migrate`` see the same records. Two things differ, both on purpose
   record, so a crash can no longer leave it done but unrecorded, and there is one commit less.
 
 On a connection opened with ``CLIENT.MULTI_STATEMENTS`` (the fleet's: ``MULTI_STATEMENTS``) the
-bookkeeping takes three round trips per migrated database: the rollback and the lock; yoyo's
-schema version and what is applied; the log row, the record and the commit. On any other
-connection (sign-up's, which goes on to serve requests) the same statements go one at a time.
+bookkeeping takes two round trips per migrated database: the switch to it (``USE``), the
+rollback, the lock and the read under it of yoyo's schema version and of what is applied; then
+the log row, the record, the commit and, with the last migration, the lock's release. On any
+other connection (sign-up's, which goes on to serve requests) the same statements go one at a
+time.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import hashlib
 import socket
 import uuid
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -43,6 +46,8 @@ from yoyo.backends.base import logger
 from yoyo.backends.core.mysql import MySQLBackend
 from yoyo.connections import DatabaseURI
 from yoyo.migrations import default_migration_table
+
+from api.tenancy.backends import checked_identifier
 
 # connect_args for a connection that takes several statements at once (see the docstring).
 MULTI_STATEMENTS = {"client_flag": CLIENT.MULTI_STATEMENTS}
@@ -65,11 +70,13 @@ def _log_identity() -> tuple[str, str]:
 
 
 class SharedConnectionBackend(MySQLBackend):
-    """yoyo's MySQL backend on an open PyMySQL connection whose current database (``USE``) is
-    ``database``; the caller owns the connection and closes it, never the backend.
+    """yoyo's MySQL backend on ``database``, on an open PyMySQL connection to its server; the
+    caller owns the connection and closes it, never the backend.
 
-    MySQL commits DDL implicitly, so there is no transactional DDL to probe for; sql_mode is
-    read once; the lock is a named lock, so there is no lock table to make.
+    The backend switches the connection to ``database`` (``USE``) with the first statement it
+    sends, so nothing it sends can land in the database the connection was on before. MySQL
+    commits DDL implicitly, so there is no transactional DDL to probe for; sql_mode is read
+    once per connection; the lock is a named lock, so there is no lock table to make.
     """
 
     has_transactional_ddl = False
@@ -78,7 +85,11 @@ class SharedConnectionBackend(MySQLBackend):
                  migration_table: str = default_migration_table) -> None:
         self._given = connection
         self._raw = getattr(connection, "dbapi_connection", connection)  # under a pool's proxy
+        self._use: str | None = f"USE `{checked_identifier(database)}`"  # until it is sent
         self._ansi_quotes: bool | None = None
+        self._lock_name: str | None = None  # while this backend holds the lock
+        self._read_under_lock: tuple[list, list] | None = None  # (version rows, applied rows)
+        self._release_with = None  # the migration whose commit gives the lock back
         super().__init__(DatabaseURI("mysql", None, None, None, None, database, {}),
                          migration_table)
         self.has_transactional_ddl = False
@@ -89,43 +100,77 @@ class SharedConnectionBackend(MySQLBackend):
     def init_database(self):
         """Nothing to make: yoyo's own tables are made on first use, and the lock needs none."""
 
-    def _run(self, *statements: tuple[str, dict | None]) -> list[tuple]:
-        """Each ``(sql, named parameters)`` statement's rows, in order: in one round trip where
-        the connection takes several statements, else one statement at a time."""
+    def cursor(self):
+        """A cursor on the connection, switched to this backend's database first if nothing
+        has been sent yet (yoyo's steps and queries all take their cursors here)."""
+        if self._use is not None:
+            with self._raw.cursor() as cursor:
+                cursor.execute(self._use)
+            self._use = None
+        return super().cursor()
+
+    def _each(self, *statements: tuple[str, dict | None]) -> Iterator[tuple]:
+        """Each ``(sql, named parameters)`` statement's rows, in order, as the caller reads
+        them: all sent in one round trip (after the ``USE`` if it is still to be sent) where
+        the connection takes several statements, else one statement at a time. An error
+        stops there: the statements after it are not run. Read every result, or stop at an
+        error: results left unread would leave the connection out of step."""
         if not self._raw.client_flag & CLIENT.MULTI_STATEMENTS:
-            return [self.execute(sql, params).fetchall() for sql, params in statements]
+            for sql, params in statements:
+                yield self.execute(sql, params).fetchall()
+            return
         with self._raw.cursor() as cursor:
-            cursor.execute(";\n".join(
+            sql = ";\n".join(
                 cursor.mogrify(*utils.change_param_style(self.driver.paramstyle, sql, params))
-                for sql, params in statements))
-            results = [cursor.fetchall()]
+                for sql, params in statements)
+            use, self._use = self._use, None
+            cursor.execute(f"{use};\n{sql}" if use else sql)
+            if use:
+                cursor.nextset()
+            yield cursor.fetchall()
             while cursor.nextset():
-                results.append(cursor.fetchall())
-        return results
+                yield cursor.fetchall()
+
+    def _run(self, *statements: tuple[str, dict | None]) -> list[tuple]:
+        """Each statement's rows, in order (``_each``, read to the end)."""
+        return list(self._each(*statements))
 
     @contextmanager
     def lock(self, timeout=10):
         """yoyo's lock on this database, as the named lock ``migration_lock_name`` held by this
         connection; raises yoyo's LockTimeout if another connection still holds it after
         ``timeout`` seconds. Whatever transaction the connection had open is rolled back
-        first, so what is read under the lock is read afresh (as after yoyo's lock commit)."""
+        first, so what is read under the lock is read afresh (as after yoyo's lock commit);
+        that read (``get_applied_migration_hashes``) is sent with the lock."""
         if self._is_locked:
             yield
             return
         name = migration_lock_name(self.uri.database)
-        _, [(got,)] = self._run(("ROLLBACK", None), ("SELECT GET_LOCK(:name, :timeout)",
-                                                     {"name": name, "timeout": timeout}))
+        results = self._each(("ROLLBACK", None),
+                             ("SELECT GET_LOCK(:name, :timeout)", {"name": name,
+                                                                   "timeout": timeout}),
+                             *self._applied_reads())
+        next(results)
+        [(got,)] = next(results)
+        try:
+            version_rows, applied_rows = results
+        except self.DatabaseError:  # a table of yoyo's is missing: the read makes them
+            version_rows = applied_rows = None
         self._in_transaction = False
         if got != 1:
             raise exceptions.LockTimeout(
                 f"another process is migrating {self.uri.database} (it held the migration "
                 f"lock for {timeout}s)")
-        self._is_locked = True
+        self._lock_name, self._is_locked = name, True
+        if version_rows is not None:
+            self._read_under_lock = version_rows, applied_rows
         try:
             yield
         finally:
-            self._is_locked = False
-            self.execute("SELECT RELEASE_LOCK(:name)", {"name": name})
+            self._is_locked, self._read_under_lock = False, None
+            if self._lock_name is not None:  # not given back with the last commit
+                self._lock_name = None
+                self.execute("SELECT RELEASE_LOCK(:name)", {"name": name})
 
     def quote_identifier(self, identifier):
         if self._ansi_quotes is None:
@@ -162,17 +207,21 @@ class SharedConnectionBackend(MySQLBackend):
         if not self._internal_schema_updated:
             self.get_applied_migration_hashes()
 
+    def _applied_reads(self) -> tuple[tuple[str, None], tuple[str, None]]:
+        """The statements that read yoyo's schema version and what it has applied."""
+        return ((f"SELECT MAX({self.quote_identifier('version')}) FROM "
+                 f"{self.version_table_quoted}", None),
+                (self.format_sql(self.applied_migrations_sql), None))
+
     def get_applied_migration_hashes(self):
         """What yoyo has applied, read with its check of its own tables' version (once per
-        backend, not before every migration) in one round trip where they are current;
-        yoyo's own check (and upgrade) otherwise."""
-        applied_sql = (self.format_sql(self.applied_migrations_sql), None)
+        backend, not before every migration): the read sent with the lock, or one round
+        trip where yoyo's tables are current; yoyo's own check (and upgrade) otherwise."""
+        read, self._read_under_lock = self._read_under_lock, None
         if self._internal_schema_updated:
-            return [row[0] for row in self._run(applied_sql)[0]]
+            return [row[0] for row in self._run(self._applied_reads()[1])[0]]
         try:
-            [(version,)], applied = self._run((
-                f"SELECT MAX({self.quote_identifier('version')}) FROM "
-                f"{self.version_table_quoted}", None), applied_sql)
+            [(version,)], applied = read or self._run(*self._applied_reads())
         except self.DatabaseError:  # a table is missing: yoyo makes it
             version = None
         if version != max(internalmigrations.schema_versions):
@@ -201,11 +250,26 @@ class SharedConnectionBackend(MySQLBackend):
             record = {"migration_hash": migration.hash, "migration_id": migration.id,
                       "when": log["created_at_utc"]}
             marks = [(self.format_sql(self.mark_migration_sql), record)] if mark else []
-            self._run((self.format_sql(self.log_migration_sql), log), *marks, ("COMMIT", None))
+            release = ([("SELECT RELEASE_LOCK(:name)", {"name": self._lock_name})]
+                       if migration is self._release_with and self._lock_name else [])
+            self._run((self.format_sql(self.log_migration_sql), log), *marks, ("COMMIT", None),
+                      *release)
         except BaseException:
             self.rollback()
             raise
         self._in_transaction = False
+        if release:
+            self._lock_name = None
+
+    def apply_migrations(self, migrations, force=False):
+        """yoyo's; under the lock, the last migration's commit gives the lock back in the same
+        round trip, unless post-apply migrations still follow it."""
+        last = migrations[-1] if migrations and not migrations.post_apply else None
+        self._release_with = last if self._is_locked else None
+        try:
+            super().apply_migrations(migrations, force=force)
+        finally:
+            self._release_with = None
 
     def get_log_data(self, migration=None, operation="apply"):
         """yoyo's ``_yoyo_log`` row, with the user and host looked up once per process."""

@@ -28,7 +28,7 @@ from api.tenancy.fleet import FleetBusy, FleetMigrator, TenantResult
 from api.tenancy.migrations import Tier, migration_ids, pending_ids
 from api.tenancy.provisioning import SignUp, provision_tenant
 from api.tenancy.registry import live_tenants
-from api.tenancy.yoyo_mysql import migration_lock_name
+from api.tenancy.yoyo_mysql import MULTI_STATEMENTS, migration_lock_name
 from tests.conftest import SECOND, initialized_app, mysql_environment
 
 COLUMN_MIGRATION = "0099.tenant-fleet-test"
@@ -521,3 +521,50 @@ def test_a_migration_whose_record_fails_leaves_its_data_step_undone(mysql_server
         assert FleetMigrator(dbs).run().ok
         assert on_tenant_database(dbs, database, "SELECT full_name FROM users") == [("Renamed",)]
         assert applies(dbs, database, DATA_MIGRATION) == 1
+
+
+@pytest.mark.mysql
+def test_every_migration_of_a_tenant_runs_under_its_lock_and_the_lock_is_given_back(
+        mysql_server, add_migration):
+    with initialized_app(mysql_environment(mysql_server)) as app:
+        dbs = app.extensions["finvera"]
+        database = make_tenants(dbs, "alpha")["alpha"]
+        lock = migration_lock_name(database)
+        add_column_migration(add_migration)
+        # The second of the two migrations notes whether its connection holds the lock.
+        add_migration(INDEX_MIGRATION, "CREATE TABLE fleet_lock_seen AS SELECT "
+                                       f"IS_USED_LOCK('{lock}') = CONNECTION_ID() AS held;\n",
+                      "DROP TABLE fleet_lock_seen;\n")
+        [result] = FleetMigrator(dbs).run().of("applied")
+        assert result.applied == (COLUMN_MIGRATION, INDEX_MIGRATION)
+        assert on_tenant_database(dbs, database, "SELECT held FROM fleet_lock_seen") == [(1,)]
+        assert on_tenant_database(dbs, database, f"SELECT IS_FREE_LOCK('{lock}')") == [(1,)]
+
+
+@pytest.mark.mysql
+def test_a_tenant_costs_two_round_trips_besides_its_migrations_statements(mysql_server,
+                                                                          add_migration):
+    with initialized_app(mysql_environment(mysql_server)) as app:
+        dbs = app.extensions["finvera"]
+        databases = make_tenants(dbs, "alpha", "bravo")
+        add_column_migration(add_migration)  # one statement
+        engine = dbs.backend.create_engine(None, poolclass=sa.pool.NullPool,
+                                           connect_args=MULTI_STATEMENTS)
+        connection = engine.raw_connection()
+        sent: list[str] = []
+        query = connection.dbapi_connection.query
+        connection.dbapi_connection.query = lambda sql, *args: sent.append(sql) or query(
+            sql, *args)
+        try:
+            for database in databases.values():  # the first also reads the connection's sql_mode
+                sent.clear()
+                assert migrations.apply_migrations(dbs.backend, database, Tier.TENANT,
+                                                   connection=connection) == [COLUMN_MIGRATION]
+        finally:
+            connection.close()
+            engine.dispose()
+        assert len(sent) == 3, sent
+        assert sent[0].startswith(f"USE `{databases['bravo']}`")
+        assert "RELEASE_LOCK" in sent[-1] and "COMMIT" in sent[-1]
+        assert on_tenant_database(dbs, databases["bravo"],
+                                  "SELECT COUNT(fleet_test) FROM users") == [(0,)]
