@@ -4,13 +4,16 @@ Wrong password and unknown user answer the same 401 (and take the same time: the
 checked either way). Failed logins are counted per account: after five in 15 minutes the
 account answers 429 until the window moves.
 
-A tenant user's standing (active, role) is cached per process for TENANT_CACHE_TTL_SECONDS,
-as tenant lookups are: a deactivation or a role change takes effect at once in the process
-that made it, and in the others within the TTL.
+A tenant user's standing (active, role) is cached per process as long as the tenant's lookup
+is: a deactivation or a role change takes effect at once in the process that made it, which
+announces it on the tenant's row in master, and in the others at their next check of master
+(within TENANT_CACHE_TTL_SECONDS). A change made in the tenant's database by hand is seen when
+the entries expire (5 minutes), or within the TTL once the tenant's row is touched.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, wraps
@@ -31,6 +34,8 @@ from api.security import hash_password, verify_password
 from api.tenancy.tokens import ADMIN, TENANT, Claims, TokenInvalid, TokenService
 from api.tenant_request import current_tenant, tenant_blueprint, tenant_session
 from api.throttle import LoginThrottle
+
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -144,7 +149,7 @@ def admin_required(*roles: str):
 
 
 def _standing(tenant, user_id: int) -> tuple[bool, str] | None:
-    """(is_active, role) of a user of the request's tenant, cached for the directory's TTL;
+    """(is_active, role) of a user of the request's tenant, cached as the tenant's lookup is;
     None if there is no such user."""
     def load():
         row = tenant_session().execute(
@@ -155,10 +160,18 @@ def _standing(tenant, user_id: int) -> tuple[bool, str] | None:
 
 
 def forget_user(user_id: int) -> None:
-    """Drop this tenant's user's cached standing: call after committing a change to it."""
+    """Drop this tenant's user's cached standing here, and announce the change so that the
+    other processes drop theirs at their next check: call after committing a change to it.
+    If master cannot take the announcement, they see it when their entries expire."""
     tenant = current_tenant()
     key = (tenant.id, tenant.db_name, user_id)
     databases().user_standing.forget(lambda cached, _standing: cached == key)
+    try:
+        databases().directory.announce(tenant.id)
+    except sa.exc.SQLAlchemyError:
+        log.warning("could not announce a change to user %s of tenant %s: other processes "
+                    "see it within %.0f s", user_id, tenant.id,
+                    databases().user_standing.ttl, exc_info=True)
 
 
 def tenant_user_required(*roles: str):

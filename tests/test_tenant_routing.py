@@ -15,6 +15,7 @@ from api.security import hash_password
 from api.tenancy.routing import TenantDirectory, TenantSuspended
 from api.tenancy.tokens import ADMIN, TENANT, Claims
 from api.tenant_request import close_tenant_session, load_tenant, tenant_connection, tenant_session
+from tests.conftest import same_databases
 
 ADMIN_PASSWORD = "platform admin pw"
 
@@ -238,6 +239,44 @@ def test_another_process_sees_a_change_within_the_ttl_and_keeps_unchanged_tenant
     assert elsewhere.resolve("acme", None).status == "active"  # the next check: active again
     fresh = TenantDirectory(dbs.master_engine, dbs.cipher, ttl_seconds=1)
     assert fresh.resolve("zenith", None).company_name == "Unseen"
+
+
+def test_another_process_drops_a_users_standing_when_the_change_is_announced(
+        app, client, environment, two_tenants):
+    """Standing lives as long as the tenant's lookup: past the TTL when nothing says it
+    changed (a change by hand in the tenant's database is not seen), and dropped at the next
+    check once the API changes the user (it announces the change on the tenant's row)."""
+    dbs = app.extensions["finvera"]
+    created = client.post("/api/users", json={"email": "clerk@acme.in", "role": "viewer",
+                                              "password": "a long password"},
+                          headers=two_tenants["acme"])
+    assert created.status_code == 201, created.json
+    clerk_id = created.json["data"]["user"]["id"]
+    token = login(client, "/api/auth/login", "clerk@acme.in", "a long password",
+                  **{"X-Tenant-ID": "acme"}).json["data"]["token"]
+    clerk = {"Authorization": f"Bearer {token}", "X-Tenant-ID": "acme"}
+    with dbs.master_engine.begin() as conn:  # no change of the sign-ups left to be seen
+        conn.execute(sa.update(TenantMaster).values(updated_at=datetime(2000, 1, 1)))
+
+    def clerk_active(active: bool) -> None:  # by hand, in acme's database
+        with dbs.connections.session(dbs.directory.find("acme").target) as session:
+            session.execute(sa.update(User).where(User.id == clerk_id)
+                            .values(is_active=active))
+            session.commit()
+
+    with same_databases({**environment, "TENANT_CACHE_TTL_SECONDS": "1"}) as other:
+        elsewhere = other.test_client()
+        assert elsewhere.get("/api/users", headers=clerk).status_code == 200
+        clerk_active(False)
+        time.sleep(1.1)
+        assert elsewhere.get("/api/users", headers=clerk).status_code == 200  # not announced
+        clerk_active(True)
+        deactivated = client.delete(f"/api/users/{clerk_id}", headers=two_tenants["acme"])
+        assert deactivated.status_code == 200
+        assert client.get("/api/users", headers=clerk).status_code == 401  # here: at once
+        time.sleep(1.1)
+        assert elsewhere.get("/api/users", headers=clerk).status_code == 401  # the next check
+        assert elsewhere.get("/api/users", headers=two_tenants["zenith"]).status_code == 200
 
 
 # One pair of tenants for every case (a sign-up is the slow part): each case sets acme's status,

@@ -26,11 +26,13 @@ class Databases:
         self.master_engine = self.backend.create_engine(settings.master_db_name)
         self.cipher = ConnectionCipher(list(settings.encryption_keys))
         self.directory = TenantDirectory(self.master_engine, self.cipher,
-                                         settings.tenant_cache_ttl_seconds)
-        # Tenant users' (is_active, role) by (tenant id, database, user id), trusted as long as
-        # tenant lookups are (api/auth.py reads it and forgets a user it changed).
+                                         settings.tenant_cache_ttl_seconds,
+                                         on_change=self._forget_standing)
+        # Tenant users' (is_active, role) by (tenant id, database, user id), kept as long as
+        # directory entries and dropped with them when a check finds the tenant changed
+        # (api/auth.py reads it, and announces a change it made to a user).
         self.user_standing: ExpiringCache[tuple[int, str, int], tuple[bool, str]] = \
-            ExpiringCache(MAX_CACHED, settings.tenant_cache_ttl_seconds)
+            ExpiringCache(MAX_CACHED, self.directory.entry_seconds)
         self.storage = StorageMeter(self.servers, settings.storage_cache_seconds)
         # Generated admin passwords hashed ahead of time, for sign-ups that claim a pooled
         # database (so that scrypt is not most of their time); none without the pool.
@@ -48,10 +50,14 @@ class Databases:
         """Make this process see a tenant's change at once (suspended, deleted, moved): its
         cached lookup, its users' standing, connections and measured size go."""
         self.directory.forget(tenant_id)
-        self.user_standing.forget(lambda key, _standing: key[0] == tenant_id)
+        self._forget_standing({tenant_id})
         self.connections.evict(tenant_id)
         if database:
             self.storage.forget(database)
+
+    def _forget_standing(self, tenant_ids: set[int]) -> None:
+        """Drop the cached standing of these tenants' users (their tenants changed)."""
+        self.user_standing.forget(lambda key, _standing: key[0] in tenant_ids)
 
     def initialize(self) -> dict[str, list[str]]:
         """Create and migrate master, then main (the seed's start-up flow); idempotent."""

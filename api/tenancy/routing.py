@@ -5,14 +5,17 @@ TENANT_CACHE_TTL_SECONDS a process asks master which tenants' rows changed since
 check (one indexed query on updated_at) and drops those entries, so other processes see a
 change (a suspension, a move) within the TTL, as when entries lived for the TTL only; a busy
 process no longer reads and decrypts every tenant of the Zipf tail anew each TTL. ``forget``
-drops an entry at once (this process suspended or deleted the tenant). Only found tenants are
-cached: a tenant created elsewhere is found on its first request.
+drops an entry at once (this process suspended or deleted the tenant); ``announce`` marks a
+tenant's row changed without changing it, so that every process's next check drops what it
+holds of the tenant (``on_change``: its users' standing too). Only found tenants are cached: a
+tenant created elsewhere is found on its first request.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -102,11 +105,14 @@ def host_label(host: str | None, base_domain: str) -> str | None:
 class TenantDirectory:
     """Finds tenants by subdomain or id, with a short in-process cache."""
 
-    def __init__(self, master_engine: Engine, cipher: ConnectionCipher,
-                 ttl_seconds: float) -> None:
+    def __init__(self, master_engine: Engine, cipher: ConnectionCipher, ttl_seconds: float,
+                 on_change: Callable[[set[int]], None] = lambda tenant_ids: None) -> None:
         self._engine, self._cipher, self.ttl = master_engine, cipher, ttl_seconds
-        lifetime = max(ttl_seconds, ENTRY_SECONDS) if ttl_seconds > 0 else 0.0
-        self._cache: ExpiringCache[str, TenantRecord] = ExpiringCache(MAX_CACHED, lifetime)
+        self._on_change = on_change  # called with the ids of the changed tenants a check saw
+        # How long an entry lives unless a check finds its tenant changed.
+        self.entry_seconds = max(ttl_seconds, ENTRY_SECONDS) if ttl_seconds > 0 else 0.0
+        self._cache: ExpiringCache[str, TenantRecord] = ExpiringCache(MAX_CACHED,
+                                                                      self.entry_seconds)
         self._check_lock = threading.Lock()
         self._next_check = 0.0  # time.monotonic() of the next check of master for changes
         self._since = None  # master's clock: rows changed at or after it are dropped
@@ -160,6 +166,7 @@ class TenantDirectory:
                     sa.select(TenantMaster.id).where(TenantMaster.updated_at >= self._since)))
             if changed:
                 self._cache.forget(lambda _key, tenant: tenant.id in changed)
+                self._on_change(changed)
             self._since = now - timedelta(seconds=self.ttl + CHECK_OVERLAP)
             self._next_check = started + self.ttl
 
@@ -183,6 +190,14 @@ class TenantDirectory:
     def forget(self, tenant_id: int) -> None:
         """Drop every cached entry of a tenant, so this process sees its change at once."""
         self._cache.forget(lambda _key, tenant: tenant.id == tenant_id)
+
+    def announce(self, tenant_id: int) -> None:
+        """Mark a tenant's row changed (its ``updated_at`` only), so that every process's next
+        check drops what it holds of the tenant: for a change kept elsewhere, such as a user's
+        standing in the tenant's own database."""
+        with self._engine.begin() as conn:
+            conn.execute(sa.update(TenantMaster).where(TenantMaster.id == tenant_id)
+                         .values(updated_at=sa.func.now()))
 
     def _record(self, row) -> TenantRecord:
         target = None
