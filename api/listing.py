@@ -6,33 +6,20 @@ plain rows and the total in one statement (``COUNT(*) OVER ()``).
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session
+
+from api.schemas import QueryModel
 
 MAX_LIMIT = 200
 
 
-class PageQuery(BaseModel):
+class PageQuery(QueryModel):
     model_config = ConfigDict(extra="ignore")
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
     offset: int = Field(0, ge=0, le=10**9)
-
-    @classmethod
-    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """pydantic's JSON schema, made once per query class and arguments: flask-openapi3
-        asks for it on every request it validates (to find list-typed fields), and pydantic
-        would build it anew each time. Shared: read it, do not change it."""
-        return _json_schema(cls, args, tuple(sorted(kwargs.items())))
-
-
-@cache
-def _json_schema(model: type[PageQuery], args: tuple, kwargs: tuple) -> dict[str, Any]:
-    return super(PageQuery, model).model_json_schema(*args, **dict(kwargs))
 
 
 def paginate(session: Session, query: sa.Select, page: PageQuery) -> tuple[list, int]:

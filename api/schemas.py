@@ -1,9 +1,11 @@
-"""Field types shared by request bodies: checked by pydantic, named in 400 answers."""
+"""Field types shared by request bodies: checked by pydantic, named in 400 answers; and the
+base of query-string models."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from functools import cache
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
@@ -41,3 +43,19 @@ class IdPath(BaseModel):
     """The ``<int:id>`` of a resource's URL."""
 
     id: RowId
+
+
+class QueryModel(BaseModel):
+    """The base of every query-string model (``query: SomeQuery`` in a view)."""
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """pydantic's JSON schema, made once per query class and arguments: flask-openapi3
+        asks for it on every request it validates (to find list-typed fields), and pydantic
+        would build it anew each time. Shared: read it, do not change it."""
+        return _json_schema(cls, args, tuple(sorted(kwargs.items())))
+
+
+@cache
+def _json_schema(model: type[QueryModel], args: tuple, kwargs: tuple) -> dict[str, Any]:
+    return super(QueryModel, model).model_json_schema(*args, **dict(kwargs))

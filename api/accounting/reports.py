@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
+from pydantic import Field
 from typing_extensions import TypedDict
 
 from api.accounting.rules import CREDIT, DEBIT, closing_balance, format_paise
@@ -19,14 +19,14 @@ from api.listing import PageQuery
 from api.models.tenant import Ledger, Voucher, VoucherLedgerEntry, VoucherType
 from api.operations import get_or_404
 from api.responses import envelope, ok, shown
-from api.schemas import IdPath
+from api.schemas import IdPath, QueryModel
 from api.tenant_request import tenant_blueprint, tenant_session
 
 bp = tenant_blueprint("reports", __name__, "reports")
 DIFFERENCE = "Difference in opening balances"
 
 
-class TrialBalanceQuery(BaseModel):
+class TrialBalanceQuery(QueryModel):
     as_of: date
 
 
