@@ -62,9 +62,10 @@ UNDO = ("DROP TABLE IF EXISTS voucher_sequences",)
 
 
 def in_each(run: BenchRun, databases: list[str], statements, threads: int) -> float:
-    """Send ``statements`` (a list, or a function of the database giving one, which then
-    switches to it itself) to every database, over ``threads`` connections that take several
-    statements at once (``;``-separated); seconds taken."""
+    """Send ``statements`` to every database, over ``threads`` connections that take several
+    statements at once (``;``-separated); seconds taken. A list is sent after a ``USE`` on
+    autocommitting connections; a function of the database gives statements that do it all
+    themselves, the ``USE`` and the ``COMMIT`` (its connections do not autocommit)."""
     local, opened, lock = threading.local(), [], threading.Lock()
 
     def one(database: str) -> None:
