@@ -8,10 +8,13 @@ the data directory, is the embedded default. Every database or user name is chec
 from __future__ import annotations
 
 import fcntl
+import io
 import re
 import select
+import socket
 import sqlite3
 import ssl
+import struct
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -42,6 +45,7 @@ ER_CANNOT_USER = 1396
 # only looked at (see MySQLBackend._check): HikariCP's trade (it skips its check within 500 ms
 # of a connection's last use).
 PING_AFTER_IDLE = 1.0
+TCP_ESTABLISHED = 1  # tcp_info.tcpi_state (linux/tcp_states.h)
 
 
 class BackendError(Exception):
@@ -224,7 +228,7 @@ class MySQLBackend(Backend):
         if idle_since is None:  # it has just connected
             return
         if time.monotonic() - idle_since < PING_AFTER_IDLE:
-            if _readable(dbapi_connection):
+            if _closed_by_server(dbapi_connection):
                 raise sa.exc.DisconnectionError("connection closed by the server")
             return
         _set_timeouts(dbapi_connection, self.connect_timeout)
@@ -368,20 +372,57 @@ def _mark_idle(_dbapi_connection, record) -> None:
     record.info["idle_since"] = time.monotonic()
 
 
-def _readable(dbapi_connection) -> bool:
-    """Whether an idle PyMySQL connection has something to read, or is shut: an idle MySQL
-    connection never has, unless the server closed it or wrote its last error to it."""
+def _closed_by_server(dbapi_connection) -> bool:
+    """Whether the server has closed an idle PyMySQL connection (restart, KILL, wait_timeout),
+    at no round trip: its FIN has moved the socket out of ESTABLISHED (to CLOSE_WAIT).
+
+    Read with getsockopt(TCP_INFO), which keeps the GIL, where poll() lets go of it: under a
+    threaded server's load every release hands the GIL to another thread and back, a cost
+    per request (docs/benchmarks.md, lever 14). Where TCP_INFO is missing (not Linux), poll().
+    """
     sock = dbapi_connection._sock
     if sock is None:
         return True
-    poller = select.poll()
-    poller.register(sock, select.POLLIN | select.POLLPRI)
-    return bool(poller.poll(0))
+    if not hasattr(socket, "TCP_INFO"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != TCP_ESTABLISHED
 
 
 def _set_timeouts(dbapi_connection, seconds: float) -> None:
-    """Set PyMySQL's read and write timeouts on an open connection (used from its next I/O)."""
-    dbapi_connection._read_timeout = dbapi_connection._write_timeout = seconds
+    """Bound every read and write of an open PyMySQL connection to ``seconds`` (from its next
+    I/O on).
+
+    Kept by the kernel (SO_RCVTIMEO, SO_SNDTIMEO) on a blocking socket, not by Python's socket
+    timeout: a socket with a timeout polls before each send and receive, and each poll lets go
+    of the GIL (see _closed_by_server). TLS connections keep Python's timeout, as PyMySQL sets
+    it: a kernel timeout there surfaces as an SSL error this code does not claim to handle.
+    """
+    if dbapi_connection._secure or dbapi_connection._sock is None:
+        dbapi_connection._read_timeout = dbapi_connection._write_timeout = seconds
+        return
+    dbapi_connection._read_timeout = dbapi_connection._write_timeout = None
+    sock = dbapi_connection._sock
+    timeval = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    if not isinstance(dbapi_connection._rfile.raw, _KernelTimedIO):
+        # Between statements PyMySQL's reader holds nothing unread (the server only answers),
+        # so it can be swapped for one that knows the kernel's timeout.
+        dbapi_connection._rfile = io.BufferedReader(_KernelTimedIO(sock, "rb"))
+
+
+class _KernelTimedIO(socket.SocketIO):
+    """A socket's raw reader that raises TimeoutError when SO_RCVTIMEO runs out, as a socket
+    with Python's timeout does (PyMySQL then closes the connection: "Lost connection ... (timed
+    out)"); the stock reader returns None there, which PyMySQL does not expect."""
+
+    def readinto(self, buffer):
+        read = super().readinto(buffer)
+        if read is None:  # EAGAIN on a blocking socket: the kernel's timeout ran out
+            raise TimeoutError("timed out")
+        return read
 
 
 def _grant_target(database: str) -> str:

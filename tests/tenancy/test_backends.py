@@ -1,6 +1,7 @@
 """Both backends: databases made, listed, measured and dropped; names checked; users; locks."""
 
 import threading
+import time
 
 import pymysql
 import pytest
@@ -175,3 +176,30 @@ def test_a_tenant_connection_rolls_back_only_when_there_is_something_to_undo(mys
         backend.drop_database(name)
         backend.dispose()
     assert closed == [conn]
+
+
+@pytest.mark.mysql
+def test_a_query_waits_for_its_answer_no_longer_than_the_query_timeout(mysql_server):
+    """DB_QUERY_TIMEOUT bounds each wait for the server's answer: a statement that outlasts it
+    fails as a lost connection, and the pool goes on with a new one. The wait is the kernel's
+    (SO_RCVTIMEO) on a blocking socket, not a Python poll before every read."""
+    from api.tenancy.backends import MySQLBackend
+
+    backend = MySQLBackend(mysql_server.host, mysql_server.port, mysql_server.user,
+                           mysql_server.password, ssl_mode="disabled", query_timeout=1)
+    engine = backend.create_engine(None)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT SLEEP(0.3)").scalar() == 0  # within the limit
+            assert conn.connection.dbapi_connection._sock.gettimeout() is None
+        began = time.monotonic()
+        with pytest.raises(sa.exc.OperationalError) as caught, engine.connect() as conn:
+            conn.exec_driver_sql("SELECT SLEEP(5)")
+        assert 0.9 < time.monotonic() - began < 3
+        assert caught.value.orig.args[0] == 2013  # CR_SERVER_LOST: "Lost connection"
+        assert isinstance(caught.value.orig.__context__, TimeoutError)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    finally:
+        engine.dispose()
+        backend.dispose()
