@@ -25,8 +25,13 @@ median over rounds of the per-round ratio. The load is closed-loop from client t
 process on keep-alive connections (http.client); the server's own CPU per request (its workers'
 utime+stime from /proc) is reported too, as it does not depend on what the client costs.
 
-``--profile`` then profiles the three endpoints in-process (Flask's test client, cProfile) and
-prints where a request's time goes, by package, and the round trips to MariaDB per request.
+``--profile`` then measures the three endpoints in-process (Flask's test client): their CPU
+per request in blocks that take turns (the steadiest figure here: no HTTP, no client competing
+for the cores), where a request's time goes by package (cProfile), and the round trips to
+MariaDB per request.
+``--syscalls`` counts the workers' system calls per request of each endpoint (``strace -c``):
+under a threaded server every call that lets go of the GIL (a socket's poll, its send and
+receive, a futex) is a chance of a thread switch, which CPU figures only blur.
 """
 
 from __future__ import annotations
@@ -35,10 +40,15 @@ import argparse
 import cProfile
 import pstats
 import random
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from bench.common import (
     BenchRun,
@@ -86,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=int, nargs="?", const=3000, default=0,
                         metavar="REQUESTS",
                         help="then profile each endpoint in-process over REQUESTS requests")
+    parser.add_argument("--syscalls", type=float, nargs="?", const=4.0, default=0,
+                        metavar="SECONDS",
+                        help="then count the server's system calls per request with strace, "
+                             "SECONDS of load per endpoint")
     args = parser.parse_args(argv)
     counts = sorted({int(n) for n in args.tenants.split(",")} | ({1000} if args.full else set()))
 
@@ -137,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                     if result.problems:
                         print(f"    problems: {result.problems[:3]}", flush=True)
             summary.append((count, results))
+        if args.syscalls:
+            syscalls(server, picks, args.syscalls, args.connections, max(counts))
         server.stop()
         report(summary, args)
         if args.profile:
@@ -183,6 +199,45 @@ def report(summary, args) -> None:
     sys.stdout.flush()
 
 
+def syscalls(server: BenchServer, picks, seconds: float, connections: int, count: int) -> None:
+    """Count the workers' system calls per request of each endpoint (``strace -c -f`` on the
+    workers while one endpoint is under load), the calls seen at least once per request."""
+    strace = shutil.which("strace")
+    if strace is None:
+        print("\n--syscalls: strace is not installed; skipped", flush=True)
+        return
+    per_request: dict[str, dict[str, float]] = {}
+    for name, pick in picks.items():
+        with tempfile.NamedTemporaryFile(prefix="bench_strace_", suffix=".txt") as out:
+            pids = [arg for pid in server.worker_pids() for arg in ("-p", str(pid))]
+            tracer = subprocess.Popen([strace, "-c", "-f", "-o", out.name, *pids],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)  # attached to every thread
+            result = run_load(server, pick, seconds, connections, check_page)
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(30)
+            per_request[name] = {call: calls / result.requests
+                                 for call, calls in strace_counts(Path(out.name)).items()}
+    calls = sorted({call for counts in per_request.values() for call, n in counts.items()
+                    if n >= 1 and call != "total"},
+                   key=lambda call: -per_request["routed"].get(call, 0))
+    table(["system call", *picks],
+          [[call, *(f"{per_request[name].get(call, 0):.2f}" for name in picks)]
+           for call in [*calls, "total"]],
+          f"System calls per request ({seconds:g} s of load each, routed over {count} "
+          "tenant(s); strace -c -f on the workers):")
+
+
+def strace_counts(path: Path) -> dict[str, int]:
+    """Calls by system call name from ``strace -c``'s table, and their "total"."""
+    counts = {}
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[0][0].isdigit():
+            counts[fields[-1]] = int(fields[3])
+    return counts
+
+
 # ---- in-process profile ----
 
 CATEGORIES = (  # (substring of the file path, category), first match wins
@@ -198,6 +253,22 @@ CATEGORIES = (  # (substring of the file path, category), first match wins
     ("/api/", "platform code (api/)"),
     ("json", "json"),
 )
+
+
+def interleaved_cpu(endpoints, requests: int, blocks: int = 20) -> dict[str, list[float]]:
+    """This process's CPU time per request of each endpoint, in ``blocks`` rounds in which the
+    endpoints take turns (order reversed every other round): the machine's drift reaches them
+    alike, which a wall-clock time of one endpoint after another does not. Per endpoint, the
+    µs per request of each round."""
+    per_block = max(1, requests // blocks)
+    cpu: dict[str, list[float]] = defaultdict(list)
+    for number in range(blocks):
+        for name in (list(endpoints) if number % 2 == 0 else list(reversed(endpoints))):
+            began = time.process_time()
+            for _ in range(per_block):
+                endpoints[name]()
+            cpu[name].append((time.process_time() - began) / per_block * 1e6)
+    return cpu
 
 
 def _category(filename: str, function: str) -> str:
@@ -231,13 +302,11 @@ def profile(run, tenants, headers, count, requests, bound) -> None:
     rows, breakdowns = [], {}
     for header in headers[:count]:  # every tenant seen once, as the HTTP phases' warm-up does
         assert client.get(ROUTED_PATH, headers=header).status_code == 200
-    for name, call in endpoints.items():
+    for call in endpoints.values():
         for _ in range(300):  # warm: caches, pools, compiled statements
             assert call().status_code == 200
-        began = time.perf_counter()
-        for _ in range(requests):
-            call()
-        plain_us = (time.perf_counter() - began) / requests * 1e6
+    cpu = interleaved_cpu(endpoints, requests)
+    for name, call in endpoints.items():
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(requests):
@@ -252,13 +321,16 @@ def profile(run, tenants, headers, count, requests, bound) -> None:
             if "pymysql" in filename and function in ("execute", "ping"):
                 calls[function] += ncalls
         breakdowns[name] = {k: v / requests * 1e6 for k, v in by_category.items()}
-        rows.append([name, f"{plain_us:.0f}", f"{calls['execute'] / requests:.2f}",
-                     f"{calls['ping'] / requests:.2f}"])
+        rows.append([name, f"{statistics.median(cpu[name]):.0f}",
+                     f"{median_ratio(cpu['plain'], cpu[name]):.2f}x",
+                     f"{calls['execute'] / requests:.2f}", f"{calls['ping'] / requests:.2f}"])
         if name == "routed":
             print("\nrouted: the 25 functions with the most own time")
             stats.sort_stats("tottime").print_stats(25)
-    table(["endpoint", "µs/request (unprofiled)", "statements/request", "pings/request"],
-          rows, "Time per request in-process, and round trips to MariaDB:")
+    table(["endpoint", "CPU µs/request (unprofiled)", "plain CPU ÷ this", "statements/request",
+           "pings/request"], rows,
+          "CPU per request in-process (median over 20 blocks taking turns; each ratio the median "
+          "of the blocks' ratios), and round trips to MariaDB:")
     names = sorted({c for b in breakdowns.values() for c in b},
                    key=lambda c: -breakdowns["routed"].get(c, 0))
     table(["where (own time, profiled)", "plain µs", "orm µs", "routed µs", "routed - orm µs"],
