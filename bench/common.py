@@ -21,6 +21,7 @@ import argparse
 import bisect
 import contextlib
 import http.client
+import itertools
 import json
 import os
 import platform
@@ -544,10 +545,12 @@ Pick = Callable[[random.Random], tuple[str, dict[str, str]]]
 
 
 def run_load(server: BenchServer, pick: Pick, seconds: float, connections: int,
-             check: Callable[[dict], str | None] | None = None, seed: int = 0) -> LoadResult:
+             check: Callable[[dict], str | None] | None = None, seed: int = 0,
+             each: int | None = None) -> LoadResult:
     """``connections`` client threads, each on its own keep-alive connection, send GETs chosen
-    by ``pick(rng)`` back to back for ``seconds``; the first answer of each thread is checked
-    with ``check(body)`` (a problem as a string, or None)."""
+    by ``pick(rng)`` back to back for ``seconds`` (or, given ``each``, until each has sent that
+    many); the first answer of each thread is checked with ``check(body)`` (a problem as a
+    string, or None)."""
     start_barrier = threading.Barrier(connections + 1)
     result = LoadResult(seconds=seconds)
     lock = threading.Lock()
@@ -559,7 +562,7 @@ def run_load(server: BenchServer, pick: Pick, seconds: float, connections: int,
         latencies, statuses, problems, checked = [], Counter(), [], check is None
         start_barrier.wait()
         try:
-            while True:
+            for _sent in itertools.count() if each is None else range(each):
                 began = time.perf_counter()
                 if began >= deadline[0] or STOP.is_set():
                     break
