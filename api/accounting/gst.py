@@ -49,8 +49,14 @@ Period = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
 def _ist(moment: datetime) -> datetime:
-    """The IRP's times are Indian Standard Time: keep a naive one, convert one with an offset."""
-    return moment.astimezone(IST).replace(tzinfo=None) if moment.tzinfo else moment
+    """The IRP's times are Indian Standard Time: keep a naive one, convert one with an offset
+    (a 400 naming the field when the converted time falls outside the calendar, year 1-9999)."""
+    if not moment.tzinfo:
+        return moment
+    try:
+        return moment.astimezone(IST).replace(tzinfo=None)
+    except OverflowError:
+        raise ValueError("is outside the years 1 to 9999 in Indian Standard Time") from None
 
 
 # ---- GST rates ----

@@ -168,6 +168,8 @@ def test_e_invoice_rules_name_the_field_and_write_nothing(acme):
                         ({"irn": "g" + irn("1")[1:]}, "irn"),
                         ({"ack_number": "ACK-1"}, "ack_number"),
                         ({"ack_date": "yesterday"}, "ack_date"),
+                        ({"ack_date": "0001-01-01T00:00:00+01:09"}, "ack_date"),  # < year 1 in IST
+                        ({"ack_date": "9999-12-31T23:00:00-01:00"}, "ack_date"),  # > year 9999
                         ({"signed_qr": ""}, "signed_qr"),
                         ({"status": "generated"}, "status")):
         response = acme.post("/api/e-invoices", {**e_invoice_body(sale), **body})
