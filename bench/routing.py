@@ -183,7 +183,7 @@ def warm_every_tenant(server: BenchServer, headers: list[dict], connections: int
 
     for attempt in range(1, 6):
         first = run_load(server, walk, 600.0, connections, check_page, each=len(headers))
-        if first.errors:
+        if first.errors or first.problems:
             raise RuntimeError(f"warm-up failed: {first.statuses} {first.problems[:3]}")
         if attempt == 1:
             print(f"  first pass, every tenant from each of {connections} connections: "
