@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -58,7 +59,23 @@ class _Slots:
         self.limit = limit
         self.open = 0
         self.condition = threading.Condition()
-        self.counted: set[int] = set()  # ids of the DBAPI connections holding a slot
+
+
+class _Slot:
+    """One connection's slot, given back once: when the connection is closed, or when it is
+    garbage collected unclosed (its socket goes with it) so that a connection lost by a bug
+    can never hold a slot for the rest of the process's life."""
+
+    def __init__(self, slots: _Slots) -> None:
+        self._slots = slots
+        self._held = True
+
+    def give_back(self, *_connection) -> None:
+        with self._slots.condition:
+            if self._held:
+                self._held = False
+                self._slots.open -= 1
+                self._slots.condition.notify()
 
 
 class TenantConnectionManager:
@@ -75,9 +92,10 @@ class TenantConnectionManager:
         self.max_views = max_views
         self._slots = _Slots(max_connections)
         self._engines: OrderedDict[int, tuple[TenantTarget, Engine, float]] = OrderedDict()
-        # Pools of engines we let go of while some of their connections were in use: those
-        # connections come back to them, and are closed from there.
-        self._retired: list[sa.pool.Pool] = []
+        # Pools of engines we let go of: connections in use when they were let go (or made
+        # since by a request that still had the engine) come back to them and are closed from
+        # there. Held weakly: a pool nobody can use any more goes with its engine.
+        self._retired: weakref.WeakSet[sa.pool.Pool] = weakref.WeakSet()
         self._lock = threading.Lock()  # guards _engines, _retired and _views
         self._shared: dict[str, Engine] = {}  # by server
         self._shared_used: dict[str, float] = {}
@@ -169,15 +187,16 @@ class TenantConnectionManager:
         self._close_retired()
 
     def _retire(self, engine: Engine) -> None:
-        """Let an engine go: close its idle connections, and keep its pool until the
-        connections still in use have come back and been closed."""
-        pool = engine.pool
-        engine.dispose()
+        """Let an engine go: close its idle connections, and watch its pool for those still
+        in use. The engine keeps its pool (not ``engine.dispose()``, which gives it a new one
+        nobody watches): a request that got the engine just before keeps using a pool whose
+        connections are closed as they come back."""
+        engine.pool.dispose()
         with self._lock:
-            self._retired.append(pool)
+            self._retired.add(engine.pool)
 
     def _close_retired(self) -> bool:
-        """Close connections that came back to retired pools; forget pools left empty."""
+        """Close connections that came back to retired pools."""
         with self._lock:
             retired = list(self._retired)
         closed = False
@@ -185,10 +204,6 @@ class TenantConnectionManager:
             if pool.checkedin():
                 pool.dispose()
                 closed = True
-            if not pool.checkedout() and not pool.checkedin():
-                with self._lock:
-                    if pool in self._retired:
-                        self._retired.remove(pool)
         return closed
 
     def _make_engine(self, target: TenantTarget | None,
@@ -207,17 +222,15 @@ class TenantConnectionManager:
 
     def _connect(self, backend: Backend, cargs, cparams):
         """do_connect hook: take a slot (evicting or waiting if need be), then connect with a
-        connection that gives the slot back when it is closed."""
+        connection that gives the slot back when it is closed or collected."""
         self._take_slot()
+        slot = _Slot(self._slots)
         try:
-            connection = backend.connect_counted(cargs, cparams, self._release)
+            connection = backend.connect_counted(cargs, cparams, slot.give_back)
         except BaseException:
-            with self._slots.condition:
-                self._slots.open -= 1
-                self._slots.condition.notify()
+            slot.give_back()
             raise
-        with self._slots.condition:
-            self._slots.counted.add(id(connection))
+        weakref.finalize(connection, slot.give_back)
         return connection
 
     def _take_slot(self) -> None:
@@ -254,13 +267,6 @@ class TenantConnectionManager:
                 self.evictions += 1
                 return True
         return False
-
-    def _release(self, dbapi_connection) -> None:
-        with self._slots.condition:
-            if id(dbapi_connection) in self._slots.counted:
-                self._slots.counted.discard(id(dbapi_connection))
-                self._slots.open -= 1
-                self._slots.condition.notify()
 
     def _notify(self) -> None:
         with self._slots.condition:
