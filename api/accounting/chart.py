@@ -191,22 +191,26 @@ class LedgerUpdate(BaseModel):
 
 
 LEDGER_COLUMNS = {"opening_balance": "opening_balance_paise"}
+# The list reads the ledgers table under its own name as an alias: a tenant's view of a shared
+# pool names its database in every schema-qualified name of a statement as it sends it
+# (schema_translate_map), and an alias leaves one such name (FROM) instead of one per column.
+LEDGER_TABLE = Ledger.__table__.alias("ledgers")
 # What ledger_json shows, as Core columns: the list reads plain rows of these (no entities).
-LEDGER_ROW = tuple(Ledger.__table__.c[name] for name in (
+LEDGER_ROW = tuple(LEDGER_TABLE.c[name] for name in (
     "id", "name", "account_group_id", "opening_balance_paise", "opening_balance_type", "gstin",
     "pan", "state_code", "bill_wise", "is_active"))
 
 
 def ledgers_in_order() -> sa.Select:
     """Every ledger's LEDGER_ROW, by name (then id)."""
-    return sa.select(*LEDGER_ROW).order_by(Ledger.__table__.c.name, Ledger.__table__.c.id)
+    return sa.select(*LEDGER_ROW).order_by(LEDGER_TABLE.c.name, LEDGER_TABLE.c.id)
 
 
 @bp.get("/ledgers", responses=LEDGERS.page)
 @tenant_user_required()
 def list_ledgers(query: LedgerQuery):
     """Ledgers by name, filtered by group or a name search."""
-    select, table = ledgers_in_order(), Ledger.__table__
+    select, table = ledgers_in_order(), LEDGER_TABLE
     if query.account_group_id is not None:
         select = select.where(table.c.account_group_id == query.account_group_id)
     if query.search:
