@@ -58,6 +58,7 @@ class _Slots:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.open = 0
+        self.waiting = 0  # threads in _take_slot's wait: a check-in wakes one only then
         self.condition = threading.Condition()
 
 
@@ -140,8 +141,10 @@ class TenantConnectionManager:
         return engine
 
     def _view(self, target: TenantTarget) -> Engine:
-        """The tenant's view of the shared pool: every table qualified with its database."""
+        """The tenant's view of the shared pool: every table qualified with its database. Marks
+        the pool used now (the reaper and the least-recently-used eviction go by it)."""
         with self._lock:
+            self._shared_used[target.server] = time.monotonic()
             cached = self._views.get(target.tenant_id)
             if cached and cached[0] == target:
                 self._views.move_to_end(target.tenant_id)
@@ -149,20 +152,12 @@ class TenantConnectionManager:
             shared = self._shared.get(target.server)
             if shared is None:
                 shared = self._shared[target.server] = self._make_engine(None, target.server)
-                self._shared_used[target.server] = time.monotonic()
-                sa.event.listen(shared.pool, "checkout", self._toucher(target.server))
             view = shared.execution_options(
                 schema_translate_map={None: target.database})
             self._views[target.tenant_id] = (target, view)
             while len(self._views) > self.max_views:
                 self._views.popitem(last=False)
             return view
-
-    def _toucher(self, server: str):
-        """A checkout listener that marks ``server``'s shared pool as just used."""
-        def touch(*_args) -> None:
-            self._shared_used[server] = time.monotonic()
-        return touch
 
     def evict(self, tenant_id: int) -> None:
         """Forget a tenant (suspended, deleted, moved): its idle connections close now, the
@@ -250,7 +245,11 @@ class TenantConnectionManager:
                 if remaining <= 0:
                     raise PoolExhausted(
                         f"all {slots.limit} tenant connections are busy")
-                slots.condition.wait(min(remaining, 0.05))
+                slots.waiting += 1
+                try:
+                    slots.condition.wait(min(remaining, 0.05))
+                finally:
+                    slots.waiting -= 1
 
     def _close_least_recently_used_idle(self) -> bool:
         """Close the idle connections of the least recently used tenant (or server's shared
@@ -269,8 +268,12 @@ class TenantConnectionManager:
         return False
 
     def _notify(self) -> None:
-        with self._slots.condition:
-            self._slots.condition.notify()
+        """On check-in: wake a thread waiting for a slot, which may now close an idle
+        connection. Read without the lock, so a waiter that has just begun to wait may miss
+        it; its wait is 50 ms at most before it looks again."""
+        if self._slots.waiting:
+            with self._slots.condition:
+                self._slots.condition.notify()
 
     def _trim_engines(self) -> None:
         """Drop the engines of least recently used tenants beyond max_engines, if unused."""
