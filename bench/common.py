@@ -501,6 +501,26 @@ class Zipf:
         return min(bisect.bisect_left(self.cumulative, rng.random()), len(self.cumulative) - 1)
 
 
+# ---- in-process CPU ----
+
+def paired_cpu(first: Callable, second: Callable, pairs: int) -> list[tuple[float, float]]:
+    """Call the two one after the other ``pairs`` times (which goes first alternates), each
+    timed in this process's CPU: per pair, (µs of ``first``, µs of ``second``). The two calls
+    of a pair see the same moment of a drifting machine, which blocks of calls taking turns
+    do not (those spread by about ±20 µs a request here between repeats; pairs by 1-3)."""
+    clock, timed = time.process_time_ns, []
+    for number in range(pairs):
+        calls = (first, second) if number % 2 == 0 else (second, first)
+        began = clock()
+        calls[0]()
+        middle = clock()
+        calls[1]()
+        ended = clock()
+        times = ((middle - began) / 1000, (ended - middle) / 1000)
+        timed.append(times if number % 2 == 0 else times[::-1])
+    return timed
+
+
 # ---- load ----
 
 @dataclass

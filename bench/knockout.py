@@ -18,10 +18,9 @@ with one piece of the platform's flow served a fixed result taken from a real re
 - ``all``: the routed read against the plain floor (``bench.routing``'s baseline): the whole
   gap, that the pieces above are parts of.
 
-Against what: the unchanged read, in pairs: the two requests one after the other (which goes
-first alternates), each timed in this process's CPU, and the median over the pairs of what
-the knocked-out one took less. Blocks of requests taking turns (``bench.routing --profile``)
-spread by about ±20 µs on this machine, pairs by about ±1 µs. Each piece is measured
+Against what: the unchanged read, in pairs (``bench.common.paired_cpu``: the two requests
+one after the other, which goes first alternating, each timed in this process's CPU), and
+the median over the pairs of what the knocked-out one took less. Each piece is measured
 ``--repeat`` times: the spread between repeats is the measurement's own.
 """
 
@@ -30,12 +29,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Callable
 
 from bench.common import (
     BenchRun,
     create_tenants,
+    paired_cpu,
     platform_databases,
     print_machine,
     table,
@@ -44,26 +43,6 @@ from bench.common import (
 from bench.routing import BASELINES, LEDGERS, ROUTED_PATH
 
 PIECES = ("tenant", "token", "standing", "validation", "view", "liveness", "shape", "all")
-
-
-def paired_cpu(whole: Callable, knocked: Callable, requests: int) -> tuple[float, list[float]]:
-    """The two requests one after the other, ``requests`` times (which goes first alternates),
-    each timed in this process's CPU: the median µs of ``whole``, and per pair the µs
-    ``knocked`` took less. Pairs see the same moment of the machine, which blocks do not."""
-    differences, times = [], []
-    clock = time.process_time_ns
-    for number in range(requests):
-        first, second = (whole, knocked) if number % 2 == 0 else (knocked, whole)
-        began = clock()
-        first()
-        middle = clock()
-        second()
-        ended = clock()
-        whole_ns, knocked_ns = ((middle - began, ended - middle) if number % 2 == 0
-                                else (ended - middle, middle - began))
-        times.append(whole_ns / 1000)
-        differences.append((whole_ns - knocked_ns) / 1000)
-    return statistics.median(times), differences
 
 
 class Knockouts:
@@ -162,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                     assert call().status_code == 200, piece
             saved, whole_cpu = [], []
             for _ in range(args.repeat):
-                with_it, differences = paired_cpu(whole, knocked, args.requests)
-                saved.append(statistics.median(differences))
-                whole_cpu.append(with_it)
+                pairs = paired_cpu(whole, knocked, args.requests)
+                saved.append(statistics.median(a - b for a, b in pairs))
+                whole_cpu.append(statistics.median(a for a, _ in pairs))
             rows.append([piece, f"{statistics.median(whole_cpu):.0f}",
                          " / ".join(f"{s:+.1f}" for s in saved)])
         table(["piece", "CPU µs/request with it", "µs saved without it, each repeat"], rows,

@@ -32,9 +32,9 @@ process on keep-alive connections (http.client); the server's own CPU per reques
 utime+stime from /proc) is reported too, as it does not depend on what the client costs.
 
 ``--profile`` then measures the three endpoints in-process (Flask's test client): their CPU
-per request in blocks that take turns (the steadiest figure here: no HTTP, no client competing
-for the cores), where a request's time goes by package (cProfile), and the round trips to
-MariaDB per request.
+per request, each timed in pairs with the plain one (``bench.common.paired_cpu``; the steadiest
+figure here: no HTTP, no client competing for the cores, no drift between the two of a pair),
+where a request's time goes by package (cProfile), and the round trips to MariaDB per request.
 ``--syscalls`` counts the workers' system calls per request of each endpoint (``strace -c``):
 under a threaded server every call that lets go of the GIL (a socket's poll, its send and
 receive, a futex) is a chance of a thread switch, which CPU figures only blur.
@@ -64,6 +64,7 @@ from bench.common import (
     Zipf,
     create_tenants,
     get,
+    paired_cpu,
     platform_databases,
     print_machine,
     run_load,
@@ -295,22 +296,6 @@ CATEGORIES = (  # (substring of the file path, category), first match wins
 )
 
 
-def interleaved_cpu(endpoints, requests: int, blocks: int = 20) -> dict[str, list[float]]:
-    """This process's CPU time per request of each endpoint, in ``blocks`` rounds in which the
-    endpoints take turns (order reversed every other round): the machine's drift reaches them
-    alike, which a wall-clock time of one endpoint after another does not. Per endpoint, the
-    µs per request of each round."""
-    per_block = max(1, requests // blocks)
-    cpu: dict[str, list[float]] = defaultdict(list)
-    for number in range(blocks):
-        for name in (list(endpoints) if number % 2 == 0 else list(reversed(endpoints))):
-            began = time.process_time()
-            for _ in range(per_block):
-                endpoints[name]()
-            cpu[name].append((time.process_time() - began) / per_block * 1e6)
-    return cpu
-
-
 def _category(filename: str, function: str) -> str:
     if filename == "~":
         if "recv_into" in function or "sendall" in function:
@@ -345,7 +330,9 @@ def profile(run, tenants, headers, count, requests, bound) -> None:
     for call in endpoints.values():
         for _ in range(300):  # warm: caches, pools, compiled statements
             assert call().status_code == 200
-    cpu = interleaved_cpu(endpoints, requests)
+    pairs = {name: paired_cpu(endpoints["plain"], call, requests)  # (plain µs, its µs)
+             for name, call in endpoints.items() if name != "plain"}
+    pairs["plain"] = [(plain, plain) for plain, _ in pairs["routed"]]
     for name, call in endpoints.items():
         profiler = cProfile.Profile()
         profiler.enable()
@@ -361,16 +348,17 @@ def profile(run, tenants, headers, count, requests, bound) -> None:
             if "pymysql" in filename and function in ("execute", "ping"):
                 calls[function] += ncalls
         breakdowns[name] = {k: v / requests * 1e6 for k, v in by_category.items()}
-        rows.append([name, f"{statistics.median(cpu[name]):.0f}",
-                     f"{median_ratio(cpu['plain'], cpu[name]):.2f}x",
+        rows.append([name, f"{statistics.median(this for _, this in pairs[name]):.0f}",
+                     f"{statistics.median(plain / this for plain, this in pairs[name]):.2f}x",
                      f"{calls['execute'] / requests:.2f}", f"{calls['ping'] / requests:.2f}"])
         if name == "routed":
             print("\nrouted: the 25 functions with the most own time")
             stats.sort_stats("tottime").print_stats(25)
     table(["endpoint", "CPU µs/request (unprofiled)", "plain CPU ÷ this", "statements/request",
            "pings/request"], rows,
-          "CPU per request in-process (median over 20 blocks taking turns; each ratio the median "
-          "of the blocks' ratios), and round trips to MariaDB:")
+          f"CPU per request in-process ({requests} pairs of each endpoint with plain, which "
+          "goes first alternating; each ratio the median of the pairs' ratios), and round "
+          "trips to MariaDB:")
     names = sorted({c for b in breakdowns.values() for c in b},
                    key=lambda c: -breakdowns["routed"].get(c, 0))
     table(["where (own time, profiled)", "plain µs", "orm µs", "routed µs", "routed - orm µs"],
