@@ -96,16 +96,22 @@ def test_a_crash_is_a_500_envelope_without_details(app):
         "code": "internal_error", "message": "Something went wrong on our side."}}
 
 
-def test_every_query_model_makes_its_json_schema_once(app):
-    """flask-openapi3 asks a view's query model for its JSON schema on every request: each
-    one derives from QueryModel, which makes it once per class."""
-    query_models = set()
+def query_models(app) -> set[type[BaseModel]]:
+    """The query-string models of the app's views (``query: SomeQuery``)."""
+    models = set()
     for view in app.view_functions.values():
         hints = typing.get_type_hints(inspect.unwrap(view))
         if "query" in hints:
-            query_models.add(hints["query"])
-    assert len(query_models) >= 20  # the app's list and report endpoints
-    for model in query_models:
+            models.add(hints["query"])
+    return models
+
+
+def test_every_query_model_makes_its_json_schema_once(app):
+    """flask-openapi3 asks a view's query model for its JSON schema on every request: each
+    one derives from QueryModel, which makes it once per class."""
+    models = query_models(app)
+    assert len(models) >= 20  # the app's list and report endpoints
+    for model in models:
         assert issubclass(model, QueryModel), model
         assert model.model_json_schema() is model.model_json_schema()
 
@@ -125,11 +131,7 @@ def test_a_lean_view_reads_each_query_as_flask_openapi3_does(app):
     """ApiBlueprint's lean view reads the query string as ``request.args.to_dict()``: for every
     query model of the app that it takes, the same model or the same errors as flask-openapi3's
     own reading, over values good and bad, repeated keys and keys the model does not have."""
-    lean = set()
-    for view in app.view_functions.values():
-        hints = typing.get_type_hints(inspect.unwrap(view))
-        if "query" in hints and reads_as_a_dict(hints["query"]):
-            lean.add(hints["query"])
+    lean = {model for model in query_models(app) if reads_as_a_dict(model)}
     assert len(lean) >= 20  # every list and report endpoint of the app today
 
     def openapi3(model):
