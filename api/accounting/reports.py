@@ -36,8 +36,10 @@ class LedgerReportQuery(PageQuery):
 
 
 def _movements(until: date | None = None, since: date | None = None,
+               before: date | None = None,
                ledger_id: int | None = None) -> dict[tuple[int, str], int]:
-    """Sum of posted entries per (ledger, Dr/Cr), in a date range."""
+    """Sum of posted entries per (ledger, Dr/Cr), in a date range: ``since`` and ``until``
+    included, ``before`` not (the day before 0001-01-01 is no date)."""
     query = (sa.select(VoucherLedgerEntry.ledger_id, VoucherLedgerEntry.entry_type,
                        sa.func.sum(VoucherLedgerEntry.amount_paise))
              .join(Voucher, Voucher.id == VoucherLedgerEntry.voucher_id)
@@ -47,6 +49,8 @@ def _movements(until: date | None = None, since: date | None = None,
         query = query.where(Voucher.voucher_date <= until)
     if since is not None:
         query = query.where(Voucher.voucher_date >= since)
+    if before is not None:
+        query = query.where(Voucher.voucher_date < before)
     if ledger_id is not None:
         query = query.where(VoucherLedgerEntry.ledger_id == ledger_id)
     return {(ledger, side): int(total) for ledger, side, total in tenant_session().execute(query)}
@@ -135,7 +139,7 @@ def ledger_account(path: IdPath, query: LedgerReportQuery):
     session = tenant_session()
     ledger = get_or_404(tenant_session(), Ledger, path.id, "ledger")
     before = {side: total for (_, side), total in _movements(
-        until=date.fromordinal(query.from_.toordinal() - 1), ledger_id=ledger.id).items()}
+        before=query.from_, ledger_id=ledger.id).items()}
     opening = (_signed(ledger.opening_balance_paise, ledger.opening_balance_type)
                + before.get(DEBIT, 0) - before.get(CREDIT, 0))
     in_range = (sa.select(VoucherLedgerEntry, Voucher, VoucherType)

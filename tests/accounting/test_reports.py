@@ -61,6 +61,16 @@ def test_ledger_account_has_running_balances_across_pages(acme, books):
         == 404
 
 
+def test_ledger_account_from_the_first_day_of_the_calendar(acme, books):
+    """The opening balance sums what came before ``from``: from 0001-01-01 that is nothing
+    (there is no day before it to end on), not a 500."""
+    post(acme, books["cash"], books["capital"], "100.00", date="2026-04-10")
+    report = acme.get(f"/api/reports/ledger/{books['cash']}?from=0001-01-01&to=2026-12-31")
+    assert report.status_code == 200, report.json
+    assert report.json["data"]["opening_balance"] == {"amount": "500.00", "type": "Dr"}
+    assert report.json["data"]["closing_balance"] == {"amount": "600.00", "type": "Dr"}
+
+
 @pytest.fixture
 def six_ledgers(acme):
     """Six ledgers in assorted groups, and the balance each should have: {id: signed paise}."""
